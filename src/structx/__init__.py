@@ -1,0 +1,83 @@
+"""structx: validated, evidence-grounded structured records from news articles.
+
+>>> import structx
+>>> result = structx.extract(open("seeds/000_57f720f08a0b9acd.txt").read())
+>>> result.value.meetings[0].participants
+
+The endpoint comes from a :class:`Config` (or the environment): OpenAI, any
+OpenAI-compatible server (vLLM, Ollama, llama.cpp), or, with nothing
+configured, a small bundled model run locally by llama.cpp.
+"""
+
+from structx._api import Client, aextract, extract
+from structx._backend import Endpoint
+from structx._batch import ArticleOutcome, BatchSummary, extract_files
+from structx._config import Config, StructuredOutput
+from structx._documents import iter_article_files, read_article
+from structx._errors import (
+    AuthenticationFailed,
+    ConfigError,
+    EndpointTimeout,
+    EndpointUnreachable,
+    ExtractionError,
+    InputError,
+    InvalidResponse,
+    LocalModelUnavailable,
+    QuotaExceeded,
+    RateLimited,
+    Refusal,
+    RequestRejected,
+    SchemaError,
+    ServerError,
+    StructxError,
+    TransportError,
+    TruncatedOutput,
+    UsageError,
+    ValidationFailed,
+)
+from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
+from structx._models import Article, Result, Usage
+from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SCHEMA_REF",
+    "EMBEDDED_MODEL_NAME",
+    "Article",
+    "ArticleOutcome",
+    "AuthenticationFailed",
+    "BatchSummary",
+    "Client",
+    "Config",
+    "ConfigError",
+    "EmbeddedServer",
+    "Endpoint",
+    "EndpointTimeout",
+    "EndpointUnreachable",
+    "ExtractionError",
+    "InputError",
+    "InvalidResponse",
+    "LocalModelUnavailable",
+    "QuotaExceeded",
+    "RateLimited",
+    "Refusal",
+    "RequestRejected",
+    "Result",
+    "SchemaError",
+    "ServerError",
+    "StructuredOutput",
+    "StructxError",
+    "TransportError",
+    "TruncatedOutput",
+    "Usage",
+    "UsageError",
+    "ValidationFailed",
+    "__version__",
+    "aextract",
+    "extract",
+    "extract_files",
+    "iter_article_files",
+    "load_schema",
+    "read_article",
+]

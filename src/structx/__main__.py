@@ -1,0 +1,3 @@
+from structx._cli import main
+
+main()

@@ -1,0 +1,402 @@
+"""The OpenAI-compatible backend: one code path for OpenAI, vLLM, Ollama and llama.cpp.
+
+What differs between endpoints is configuration, resolved here into an
+:class:`Endpoint`: the base URL, the model and the structured-output mode.
+This module also owns the single transport retry layer (tenacity around each
+HTTP request; the openai client's own retries are switched off) and the
+mapping of HTTP failures onto structx's exception tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import openai
+from openai import AsyncOpenAI, OpenAI
+from openai.types.chat import ChatCompletion
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    stop_before_delay,
+)
+
+from structx._config import DEFAULT_OPENAI_MODEL, OPENAI_BASE_URL, Config, StructuredOutput, redact_url
+from structx._errors import (
+    AuthenticationFailed,
+    ConfigError,
+    EndpointTimeout,
+    EndpointUnreachable,
+    ExtractionError,
+    InvalidResponse,
+    QuotaExceeded,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+)
+from structx._models import Usage
+
+__all__ = ["Backend", "CallTally", "Endpoint", "adapt_response_format"]
+
+logger = logging.getLogger("structx")
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+# A placeholder key for local servers that ignore authentication; the openai
+# client refuses to start without one.
+_NO_KEY = "no-key-required"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A resolved endpoint: where requests go and how the answer's shape is asked for."""
+
+    base_url: str
+    model: str
+    mode: StructuredOutput
+    #: Why this mode was chosen, for --verbose output.
+    reason: str
+    #: What kind of server this is, as far as structx can tell.
+    server: str
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.base_url)
+
+
+@dataclass(slots=True)
+class CallTally:
+    """What one extraction has cost so far; filled in as requests are made."""
+
+    attempts: int = 0
+    requests: int = 0
+    usage: Usage = field(default_factory=Usage)
+    last_completion: str | None = None
+
+    def record(self, completion: ChatCompletion) -> None:
+        self.attempts += 1
+        if completion.usage is not None:
+            self.usage = self.usage + Usage(
+                prompt_tokens=completion.usage.prompt_tokens or 0,
+                completion_tokens=completion.usage.completion_tokens or 0,
+            )
+        if completion.choices:
+            message = completion.choices[0].message
+            if message.content is not None:
+                self.last_completion = message.content
+            elif message.tool_calls:
+                call = message.tool_calls[0]
+                self.last_completion = getattr(getattr(call, "function", None), "arguments", None)
+
+    def attach(self, error: ExtractionError) -> ExtractionError:
+        error.attempts = self.attempts
+        error.requests = self.requests
+        error.usage = self.usage
+        error.last_completion = self.last_completion
+        return error
+
+
+def adapt_response_format(kwargs: dict[str, Any], mode: StructuredOutput) -> dict[str, Any]:
+    """Rewrite instructor's ``json_schema`` request into llama.cpp's dialect when needed.
+
+    llama.cpp's servers build a grammar from
+    ``{"type": "json_object", "schema": ...}``; llama-cpp-python answers 500
+    to ``{"type": "json_schema", ...}``.
+    """
+    fmt = kwargs.get("response_format")
+    if mode is StructuredOutput.JSON_OBJECT_SCHEMA and isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("json_schema", {}).get("schema")
+        return {**kwargs, "response_format": {"type": "json_object", "schema": schema}}
+    return kwargs
+
+
+class Backend:
+    """Talks to one OpenAI-compatible endpoint, with one layer of transport retries."""
+
+    def __init__(self, config: Config, *, base_url: str | None = None) -> None:
+        self._config = config
+        self._base_url = base_url or config.resolved_base_url()
+        self._api_key = config.api_key or _NO_KEY
+        self._sync: OpenAI | None = None
+        self._async: AsyncOpenAI | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    # -- clients -----------------------------------------------------------
+
+    @property
+    def sync_client(self) -> OpenAI:
+        if self._sync is None:
+            self._sync = OpenAI(
+                base_url=self._base_url,
+                api_key=self._api_key,
+                timeout=self._config.timeout,
+                max_retries=0,  # tenacity below is the only retry layer
+            )
+        return self._sync
+
+    @property
+    def async_client(self) -> AsyncOpenAI:
+        if self._async is None:
+            self._async = AsyncOpenAI(
+                base_url=self._base_url,
+                api_key=self._api_key,
+                timeout=self._config.timeout,
+                max_retries=0,
+            )
+        return self._async
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async.close()
+            self._async = None
+        self.close()
+
+    # -- endpoint resolution ------------------------------------------------
+
+    def resolve(self, *, embedded_model: str | None = None) -> Endpoint:
+        """Decide the model and the structured-output mode for this endpoint.
+
+        An explicit mode wins. Otherwise: the embedded server and llama.cpp
+        servers get ``json_object_schema``; OpenAI gets ``tools``; any other
+        server gets ``json_schema``. Servers are told apart by ``GET /models``
+        (llama-cpp-python reports ``owned_by: "me"``, llama-server
+        ``"llamacpp"``, vLLM ``"vllm"``, Ollama ``"library"``/``"ollama"``).
+        """
+        config = self._config
+        model = config.model
+        if embedded_model is not None:
+            server, reason = "llama.cpp (embedded)", "the embedded llama.cpp server"
+            model = model or embedded_model
+        elif self._is_openai():
+            server, reason = "openai", f"base URL is {OPENAI_BASE_URL}"
+            model = model or DEFAULT_OPENAI_MODEL
+        else:
+            server, served = self._probe()
+            reason = f"GET /models reports a {server} server"
+            model = model or (served[0] if served else None)
+            if model is None:
+                raise ConfigError(
+                    f"no model given for {redact_url(self._base_url)} and the endpoint lists none: "
+                    "pass --model or set STRUCTX_MODEL"
+                )
+        if config.structured_output is not StructuredOutput.AUTO:
+            mode, reason = config.structured_output, "set in the configuration"
+        elif server.startswith("llama.cpp"):
+            mode = StructuredOutput.JSON_OBJECT_SCHEMA
+        elif server == "openai":
+            mode = StructuredOutput.TOOLS
+        else:
+            mode = StructuredOutput.JSON_SCHEMA
+        return Endpoint(base_url=self._base_url, model=model, mode=mode, reason=reason, server=server)
+
+    def _is_openai(self) -> bool:
+        return urlsplit(self._base_url).hostname == urlsplit(OPENAI_BASE_URL).hostname
+
+    def _probe(self) -> tuple[str, list[str]]:
+        """Ask ``GET /models`` what kind of server this is and which models it serves."""
+        tally = CallTally()
+        try:
+            page = self._with_retries(tally, lambda: self.sync_client.models.list())
+        except (RequestRejected, InvalidResponse) as exc:
+            logger.debug("GET /models failed (%s); assuming a generic OpenAI-compatible server", exc)
+            return "openai-compatible", []
+        models = list(page.data)
+        owners = {str(getattr(m, "owned_by", "") or "").lower() for m in models}
+        if owners & {"me", "llamacpp", "llama.cpp"}:
+            server = "llama.cpp"
+        elif "vllm" in owners:
+            server = "vllm"
+        elif owners & {"library", "ollama"} or urlsplit(self._base_url).port == 11434:
+            server = "ollama"
+        else:
+            server = "openai-compatible"
+        return server, [m.id for m in models]
+
+    # -- requests -------------------------------------------------------------
+
+    def create(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
+        """``POST /chat/completions`` with transport retries; failures become structx errors."""
+        return self._with_retries(tally, lambda: self.sync_client.chat.completions.create(**kwargs))
+
+    async def acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
+        try:
+            async for attempt in AsyncRetrying(**self._retry_args()):
+                with attempt:
+                    tally.requests += 1
+                    completion: ChatCompletion = await self.async_client.chat.completions.create(**kwargs)
+                    return _as_completion(completion)
+        except openai.OpenAIError as exc:
+            raise tally.attach(self._to_structx_error(exc)) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _with_retries(self, tally: CallTally, send: Callable[[], Any]) -> Any:
+        try:
+            for attempt in Retrying(**self._retry_args()):
+                with attempt:
+                    tally.requests += 1
+                    return _as_completion(send())
+        except openai.OpenAIError as exc:
+            raise tally.attach(self._to_structx_error(exc)) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _retry_args(self) -> dict[str, Any]:
+        config = self._config
+        return {
+            "retry": retry_if_exception(_is_retryable),
+            "wait": self._wait,
+            "stop": stop_any(
+                stop_after_attempt(config.max_retries + 1),
+                stop_before_delay(config.retry_budget),
+                _stop_when_told_to_wait_too_long(config.retry_max_wait),
+            ),
+            "before_sleep": _log_retry,
+            "reraise": True,
+        }
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Honour Retry-After / retry-after-ms; otherwise exponential backoff with full jitter."""
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = _retry_after_seconds(exc)
+        if hinted is not None:
+            return hinted
+        config = self._config
+        ceiling = min(config.retry_max_wait, config.retry_initial_wait * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _to_structx_error(self, exc: openai.OpenAIError) -> ExtractionError:
+        where = redact_url(self._base_url)
+        if isinstance(exc, openai.APITimeoutError):
+            return EndpointTimeout(f"{where} did not answer within {self._config.timeout:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return EndpointUnreachable(f"cannot connect to {where} ({type(cause).__name__}: {cause})")
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = self._scrub(_error_detail(exc))
+            error: ExtractionError
+            if status in (401, 403):
+                error = AuthenticationFailed(
+                    f"{where} answered {status}: the API key is missing or wrong "
+                    f"(set OPENAI_API_KEY){detail}"
+                )
+            elif status == 429 and _error_code(exc) == "insufficient_quota":
+                error = QuotaExceeded(f"{where} answered 429 insufficient_quota: the account is out of credit")
+            elif status == 429:
+                error = RateLimited(f"{where} kept answering 429 (rate limited){detail}")
+            elif status >= 500:
+                error = ServerError(f"{where} answered {status}{detail}")
+            elif status in (408, 409):
+                error = ServerError(f"{where} answered {status}{detail}")
+            else:
+                error = RequestRejected(f"{where} rejected the request with {status}{detail}")
+            error.status_code = status
+            return error
+        return InvalidResponse(f"{where} sent an answer structx cannot read: {self._scrub(str(exc))}")
+
+    def _scrub(self, text: str) -> str:
+        key = self._config.api_key
+        return text.replace(key, "***") if key else text
+
+
+def _as_completion(value: Any) -> Any:
+    # The openai client hands back a bare string when the body is not JSON
+    # (an HTML error page behind a proxy, say); that is not a completion.
+    if isinstance(value, str):
+        raise InvalidResponse(f"the endpoint answered with text, not JSON: {value[:120]!r}")
+    return value
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429 and _error_code(exc) == "insufficient_quota":
+            return False
+        return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
+    return False
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    code = getattr(exc, "code", None)
+    if code:
+        return str(code)
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("code"):
+            return str(inner["code"])
+    return None
+
+
+def _error_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    message: object = None
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+    if not message:
+        return ""
+    return f": {str(message)[:300]}"
+
+
+def _retry_after_seconds(exc: BaseException | None) -> float | None:
+    """The server's requested wait, from ``retry-after-ms`` or ``Retry-After``."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(float(raw_ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(raw).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+class _stop_when_told_to_wait_too_long:
+    """Stop at once when the server asks for a longer wait than the ceiling allows."""
+
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+
+    def __call__(self, state: RetryCallState) -> bool:
+        hinted = _retry_after_seconds(state.outcome.exception() if state.outcome else None)
+        return hinted is not None and hinted > self.ceiling
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.info(
+        "retrying after %s (request %d), waiting %.2f s",
+        type(exc).__name__,
+        state.attempt_number,
+        state.upcoming_sleep,
+    )
+

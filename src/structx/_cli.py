@@ -1,0 +1,188 @@
+"""The ``structx`` command: a thin layer over the public library API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn, TextIO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import structx
+
+app = typer.Typer(
+    name="structx",
+    help="Turn news articles into validated, evidence-grounded structured records.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+_EMBEDDED_NOTICE = (
+    "Using the embedded {model} model through llama.cpp: a tiny model for offline runs, "
+    "whose answers are of low quality. For real results point structx at a capable endpoint: "
+    "--base-url URL (vLLM, Ollama, llama.cpp server) or OPENAI_API_KEY for OpenAI."
+)
+
+
+@app.callback()
+def _root() -> None:
+    """structx: structured, evidence-grounded records from news articles."""
+
+
+@app.command()
+def extract(
+    paths: Annotated[list[Path], typer.Argument(help="Article files or directories of them.", show_default=False)],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write JSON lines here (default: standard output).")
+    ] = None,
+    schema: Annotated[
+        str,
+        typer.Option(help="Target model: 'package.module:Class' or 'path/to/file.py:Class'."),
+    ] = structx.DEFAULT_SCHEMA_REF,
+    model: Annotated[str | None, typer.Option(help="Model name (default: STRUCTX_MODEL).")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL).", show_default=False),
+    ] = None,
+    structured_output: Annotated[
+        structx.StructuredOutput,
+        typer.Option(help="How the schema is sent; 'auto' chooses from the endpoint."),
+    ] = structx.StructuredOutput.AUTO,
+    max_reasks: Annotated[int, typer.Option(help="Validation re-asks after the first answer.", min=0)] = 2,
+    max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
+    timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the endpoint and each article.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Extract records from each article: one JSON line per article."""
+    console = Console(stderr=True, highlight=False)
+    _configure_logging(verbose)
+    try:
+        target = structx.load_schema(schema)
+        config = structx.Config.from_env(
+            base_url=base_url,
+            model=model,
+            structured_output=structured_output,
+            max_reasks=max_reasks,
+            max_tokens=max_tokens,
+            timeout=timeout,
+        )
+        files = list(structx.iter_article_files(paths))
+    except structx.UsageError as exc:
+        _fail(console, str(exc))
+    if not files:
+        _fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
+
+    if config.uses_embedded_model and not quiet:
+        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
+
+    summary = structx.BatchSummary()
+    started = time.perf_counter()
+    with structx.Client(config) as client:
+        try:
+            endpoint = client.endpoint
+        except structx.UsageError as exc:
+            _fail(console, str(exc))
+        except structx.ExtractionError as exc:
+            console.print(f"structx: error: {exc}", style="red")
+            raise typer.Exit(EXIT_SOME_FAILED) from None
+        logging.getLogger("structx").info(
+            "endpoint %s (%s), model %s, structured output %s (%s)",
+            endpoint.display_url,
+            endpoint.server,
+            endpoint.model,
+            endpoint.mode.value,
+            endpoint.reason,
+        )
+        with _output(out) as sink, _progress(console, len(files), enabled=not quiet and not verbose) as bar:
+            task = bar.add_task("extracting", total=len(files)) if bar else None
+            for outcome in structx.extract_files(files, client, target):
+                sink.write(outcome.to_json_line() + "\n")
+                sink.flush()
+                summary.add(outcome)
+                _report(console, outcome, verbose)
+                if bar is not None and task is not None:
+                    bar.advance(task)
+
+    if not quiet:
+        _print_summary(console, summary, time.perf_counter() - started, out)
+    raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
+
+
+def _fail(console: Console, message: str) -> NoReturn:
+    console.print(f"structx: error: {message}", style="red")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("structx: %(message)s"))
+    logger = logging.getLogger("structx")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+@contextlib.contextmanager
+def _output(out: Path | None) -> Iterator[TextIO]:
+    if out is None:
+        yield sys.stdout
+        return
+    try:
+        handle = out.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _progress(console: Console, total: int, *, enabled: bool) -> Iterator[Progress | None]:
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        yield bar
+
+
+def _report(console: Console, outcome: structx.ArticleOutcome, verbose: bool) -> None:
+    if outcome.status == "error":
+        error = outcome.to_json()["error"]
+        console.print(f"{outcome.source}: {error['type']}: {error['message']}", style="red", markup=False)
+    elif verbose and outcome.result is not None:
+        result = outcome.result
+        logging.getLogger("structx").info(
+            "%s: ok, %d attempt(s), %d request(s), %d tokens, %.1f s",
+            outcome.source,
+            result.attempts,
+            result.requests,
+            result.usage.total_tokens,
+            result.latency,
+        )
+
+
+def _print_summary(console: Console, summary: structx.BatchSummary, seconds: float, out: Path | None) -> None:
+    failed = ", ".join(f"{n} {name}" for name, n in sorted(summary.errors_by_type.items()))
+    console.print(
+        f"{summary.ok + summary.failed} articles: {summary.ok} ok, {summary.failed} failed"
+        + (f" ({failed})" if failed else "")
+        + f"; {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion tokens"
+        + f"; {seconds:.1f} s"
+        + (f"; wrote {out}" if out is not None else ""),
+        markup=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``structx`` script and ``python -m structx``."""
+    app(prog_name="structx")

@@ -1,0 +1,117 @@
+"""Configuration: one frozen value object, and the one place the environment is read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from structx._errors import ConfigError
+
+__all__ = ["DEFAULT_OPENAI_MODEL", "OPENAI_BASE_URL", "Config", "StructuredOutput", "redact_url"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+class StructuredOutput(str, Enum):
+    """How the answer's shape is requested from the endpoint.
+
+    ``TOOLS``: a function call whose parameters are the schema (OpenAI).
+    ``JSON_SCHEMA``: ``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM, Ollama).
+    ``JSON_OBJECT_SCHEMA``: ``response_format={"type": "json_object", "schema": ...}``,
+    which llama.cpp's servers turn into a grammar; llama-cpp-python answers 500
+    to ``json_schema``.
+    ``AUTO``: choose from the endpoint (see :func:`structx.Client`).
+    """
+
+    AUTO = "auto"
+    TOOLS = "tools"
+    JSON_SCHEMA = "json_schema"
+    JSON_OBJECT_SCHEMA = "json_object_schema"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything that decides how structx talks to a model.
+
+    With neither ``base_url`` nor ``api_key``, structx runs the embedded
+    default: a small local model behind llama.cpp's server (``structx[local]``).
+    With only ``api_key``, it talks to OpenAI. With ``base_url``, it talks to
+    that OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, ...).
+    """
+
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    model: str | None = None
+    structured_output: StructuredOutput = StructuredOutput.AUTO
+    #: Seconds one HTTP request may take before it is abandoned and retried.
+    timeout: float = 180.0
+    #: Transport retries after the first request (408, 409, 429, 5xx, timeouts, connection errors).
+    max_retries: int = 4
+    #: Seconds the transport retries of one model call may take in all.
+    retry_budget: float = 120.0
+    #: Backoff: first wait, and the ceiling for a single wait (exponential, with jitter).
+    retry_initial_wait: float = 0.5
+    retry_max_wait: float = 30.0
+    #: Validation re-asks after the first answer (the error goes back to the model).
+    max_reasks: int = 2
+    #: Completion token budget per model call; None leaves it to the endpoint.
+    max_tokens: int | None = 2048
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.base_url is not None:
+            parts = urlsplit(self.base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"base URL {redact_url(self.base_url)!r} is not an http(s) URL, "
+                    "e.g. http://127.0.0.1:8080/v1"
+                )
+        for name in ("timeout", "retry_budget", "retry_initial_wait", "retry_max_wait"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_retries", "max_reasks"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
+        object.__setattr__(self, "structured_output", StructuredOutput(self.structured_output))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Build a config from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``STRUCTX_MODEL``.
+
+        Keyword arguments that are not None win over the environment. This is
+        the only place structx reads the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            "api_key": env.get("OPENAI_API_KEY") or None,
+            "base_url": env.get("OPENAI_BASE_URL") or None,
+            "model": env.get("STRUCTX_MODEL") or None,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    @property
+    def uses_embedded_model(self) -> bool:
+        """True when no endpoint is configured: the bundled local model answers."""
+        return self.base_url is None and self.api_key is None
+
+    def with_endpoint(self, base_url: str, model: str) -> Config:
+        return replace(self, base_url=base_url, model=model)
+
+    def resolved_base_url(self) -> str:
+        return self.base_url if self.base_url is not None else OPENAI_BASE_URL
+
+
+def redact_url(url: str) -> str:
+    """The URL without user, password or query string, safe to print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

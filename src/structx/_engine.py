@@ -1,0 +1,190 @@
+"""The extraction engine: prompt, structured-output request, validation re-asks, outcome.
+
+Two retry layers with separate jobs:
+
+* transport retries (tenacity, in the backend) repeat an HTTP request that
+  failed on the way; the model never hears of them;
+* validation re-asks (instructor's ``max_retries``) send the validation error
+  back to the model and ask again.
+
+Truncation and refusal end the extraction at once: asking again with the
+same budget would fail the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import instructor
+from instructor.core.exceptions import InstructorError
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from structx._backend import Backend, CallTally, Endpoint, adapt_response_format
+from structx._config import Config, StructuredOutput
+from structx._errors import ExtractionError, InvalidResponse, Refusal, TruncatedOutput, ValidationFailed
+from structx._models import Article, Result
+from structx._prompt import build_messages
+
+__all__ = ["Engine"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# instructor logs every failed attempt at ERROR level; structx reports the
+# outcome itself, so those lines would only duplicate it on stderr.
+logging.getLogger("instructor").addHandler(logging.NullHandler())
+logging.getLogger("instructor").propagate = False
+
+_INSTRUCTOR_MODES = {
+    StructuredOutput.TOOLS: instructor.Mode.TOOLS,
+    StructuredOutput.JSON_SCHEMA: instructor.Mode.JSON_SCHEMA,
+    # Sent as json_schema by instructor, rewritten for llama.cpp by the backend.
+    StructuredOutput.JSON_OBJECT_SCHEMA: instructor.Mode.JSON_SCHEMA,
+}
+
+
+class Engine:
+    """Fills a schema from one article through one endpoint."""
+
+    def __init__(self, backend: Backend, endpoint: Endpoint, config: Config) -> None:
+        self._backend = backend
+        self._endpoint = endpoint
+        self._config = config
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._endpoint
+
+    def extract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
+        tally = CallTally()
+        started = time.perf_counter()
+
+        def create(**kwargs: Any) -> ChatCompletion:
+            completion = self._backend.create(tally, self._adapt(kwargs))
+            return self._check(completion, tally)
+
+        patched: Callable[..., ModelT] = instructor.patch(create=create, mode=self._instructor_mode)
+        try:
+            value = patched(**self._request(article, schema))
+        except (ExtractionError, InstructorError, PydanticValidationError) as exc:
+            raise self._failure(exc, tally) from exc
+        return self._result(value, tally, started)
+
+    async def aextract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
+        tally = CallTally()
+        started = time.perf_counter()
+
+        async def create(**kwargs: Any) -> ChatCompletion:
+            completion = await self._backend.acreate(tally, self._adapt(kwargs))
+            return self._check(completion, tally)
+
+        patched: Callable[..., Awaitable[ModelT]] = instructor.patch(
+            create=create, mode=self._instructor_mode
+        )
+        try:
+            value = await patched(**self._request(article, schema))
+        except (ExtractionError, InstructorError, PydanticValidationError) as exc:
+            raise self._failure(exc, tally) from exc
+        return self._result(value, tally, started)
+
+    # -- shared by the sync and async paths ------------------------------------
+
+    @property
+    def _instructor_mode(self) -> instructor.Mode:
+        return _INSTRUCTOR_MODES[self._endpoint.mode]
+
+    def _request(self, article: Article, schema: type[BaseModel]) -> dict[str, Any]:
+        config = self._config
+        request: dict[str, Any] = {
+            "response_model": schema,
+            "max_retries": config.max_reasks,
+            "strict": False,
+            "model": self._endpoint.model,
+            "messages": build_messages(
+                article, schema, include_schema=self._endpoint.mode is not StructuredOutput.TOOLS
+            ),
+            "temperature": config.temperature,
+        }
+        if config.max_tokens is not None:
+            request["max_tokens"] = config.max_tokens
+        return request
+
+    def _adapt(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return adapt_response_format(kwargs, self._endpoint.mode)
+
+    def _check(self, completion: ChatCompletion, tally: CallTally) -> ChatCompletion:
+        """Count the completion, and stop on outcomes that a re-ask cannot fix."""
+        tally.record(completion)
+        if not completion.choices:
+            raise InvalidResponse("the completion has no choices")
+        choice = completion.choices[0]
+        refusal = getattr(choice.message, "refusal", None)
+        if refusal:
+            raise Refusal(f"the model refused: {str(refusal)[:300]}")
+        if choice.finish_reason == "content_filter":
+            raise Refusal("the endpoint's content filter stopped the answer")
+        if choice.finish_reason == "length":
+            raise TruncatedOutput(
+                f"the answer hit the token limit (max_tokens={self._config.max_tokens}) before it was "
+                "complete; raise max_tokens or shorten the article"
+            )
+        _tolerate_control_characters(choice.message)
+        return completion
+
+    def _failure(self, exc: Exception, tally: CallTally) -> ExtractionError:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ExtractionError):
+                return tally.attach(cause)
+            if isinstance(cause, PydanticValidationError | ValueError):
+                break
+            cause = cause.__cause__
+        detail = _describe_validation_error(cause) if cause is not None else str(exc)
+        return tally.attach(
+            ValidationFailed(f"the answer was still invalid after {tally.attempts} attempt(s): {detail}")
+        )
+
+    def _result(self, value: ModelT, tally: CallTally, started: float) -> Result[ModelT]:
+        return Result(
+            value=value,
+            usage=tally.usage,
+            attempts=tally.attempts,
+            requests=tally.requests,
+            endpoint=self._endpoint.display_url,
+            model=self._endpoint.model,
+            mode=self._endpoint.mode.value,
+            latency=time.perf_counter() - started,
+        )
+
+
+def _tolerate_control_characters(message: Any) -> None:
+    """Accept raw newlines and tabs inside JSON strings, as small models often write them.
+
+    Strict JSON forbids unescaped control characters in strings; the text
+    itself is kept, re-encoded with proper escapes. Anything else that is not
+    JSON is left for validation to report and re-ask.
+    """
+    content = message.content
+    if not isinstance(content, str):
+        return
+    try:
+        json.loads(content)
+    except json.JSONDecodeError:
+        try:
+            message.content = json.dumps(json.loads(content, strict=False), ensure_ascii=False)
+        except json.JSONDecodeError:
+            pass
+
+
+def _describe_validation_error(exc: BaseException) -> str:
+    if isinstance(exc, PydanticValidationError):
+        errors = exc.errors(include_url=False, include_input=False)
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]]
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        return "; ".join(parts) + more
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

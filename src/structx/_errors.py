@@ -1,0 +1,163 @@
+"""Exceptions raised by structx.
+
+User errors (bad input or configuration, fixed by the caller) are kept apart
+from run-time failures (the endpoint or the model let the extraction down).
+Every run-time failure carries what the attempt cost: the number of model
+calls, the number of HTTP requests, the token usage and the last raw answer.
+
+    StructxError
+    ├── UsageError                     the caller must fix something
+    │   ├── ConfigError                bad or incomplete configuration
+    │   │   └── LocalModelUnavailable  structx[local] is not installed
+    │   ├── SchemaError                a schema cannot be loaded
+    │   └── InputError                 an article cannot be read (names the file)
+    └── ExtractionError                the run failed; carries attempts and usage
+        ├── TransportError             no usable HTTP answer after retries
+        │   ├── EndpointUnreachable    connection refused, reset or DNS failure
+        │   ├── EndpointTimeout        the endpoint did not answer in time
+        │   ├── RateLimited            429 until retries or the time budget ran out
+        │   └── ServerError            5xx until retries or the time budget ran out
+        ├── RequestRejected            4xx that retrying cannot fix (400, 404, 422, ...)
+        │   ├── AuthenticationFailed   401 / 403: the key is missing or wrong
+        │   └── QuotaExceeded          429 insufficient_quota
+        ├── InvalidResponse            a 200 that is not a usable completion
+        ├── TruncatedOutput            finish_reason == "length"
+        ├── Refusal                    the model declined to answer
+        └── ValidationFailed           every re-ask still gave an invalid answer
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from structx._models import Usage
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigError",
+    "EndpointTimeout",
+    "EndpointUnreachable",
+    "ExtractionError",
+    "InputError",
+    "InvalidResponse",
+    "LocalModelUnavailable",
+    "QuotaExceeded",
+    "RateLimited",
+    "Refusal",
+    "RequestRejected",
+    "SchemaError",
+    "ServerError",
+    "StructxError",
+    "TransportError",
+    "TruncatedOutput",
+    "UsageError",
+    "ValidationFailed",
+]
+
+
+class StructxError(Exception):
+    """Base class of every error structx raises on purpose."""
+
+
+class UsageError(StructxError):
+    """The caller asked for something structx cannot do as given."""
+
+
+class ConfigError(UsageError):
+    """The configuration is invalid or incomplete."""
+
+
+class LocalModelUnavailable(ConfigError):
+    """The embedded default needs ``structx[local]``, which is not installed."""
+
+
+class SchemaError(UsageError):
+    """A schema reference cannot be resolved to a pydantic model."""
+
+
+class InputError(UsageError):
+    """An article cannot be read: missing, empty, binary or not UTF-8."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = path
+        self.reason = message
+
+
+class ExtractionError(StructxError):
+    """An extraction failed at run time.
+
+    ``attempts`` counts model calls (the first ask and each re-ask),
+    ``requests`` counts HTTP requests (including transport retries),
+    ``usage`` sums the tokens of every completion received, and
+    ``last_completion`` is the raw text of the last answer, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        attempts: int = 0,
+        requests: int = 0,
+        usage: Usage | None = None,
+        last_completion: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.attempts = attempts
+        self.requests = requests
+        self.usage = usage
+        self.last_completion = last_completion
+
+
+class TransportError(ExtractionError):
+    """No usable HTTP answer came back, even after the transport retries."""
+
+
+class EndpointUnreachable(TransportError):
+    """The endpoint refused or dropped the connection."""
+
+
+class EndpointTimeout(TransportError):
+    """The endpoint did not answer within the timeout."""
+
+
+class RateLimited(TransportError):
+    """The endpoint kept answering 429."""
+
+
+class ServerError(TransportError):
+    """The endpoint kept answering with a 5xx status."""
+
+
+class RequestRejected(ExtractionError):
+    """The endpoint rejected the request with a status retrying cannot fix."""
+
+
+class AuthenticationFailed(RequestRejected):
+    """401 or 403: the API key is missing, wrong or lacks permission."""
+
+
+class QuotaExceeded(RequestRejected):
+    """429 with ``insufficient_quota``: the account is out of credit."""
+
+
+class InvalidResponse(ExtractionError):
+    """A successful HTTP answer that holds no usable completion."""
+
+
+class TruncatedOutput(ExtractionError):
+    """The model hit its token limit before finishing (``finish_reason == "length"``)."""
+
+
+class Refusal(ExtractionError):
+    """The model declined to answer."""
+
+
+class ValidationFailed(ExtractionError):
+    """The model's answer failed validation on every attempt."""
