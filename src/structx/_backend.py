@@ -187,6 +187,8 @@ class Backend:
         elif self._is_openai():
             server, reason = "openai", f"base URL is {OPENAI_BASE_URL}"
             model = model or DEFAULT_OPENAI_MODEL
+        elif model is not None and config.structured_output is not StructuredOutput.AUTO:
+            server, reason = "openai-compatible", "set in the configuration"
         else:
             server, served = self._probe()
             reason = f"GET /models reports a {server} server"
@@ -227,7 +229,7 @@ class Backend:
             server = "ollama"
         else:
             server = "openai-compatible"
-        return server, [m.id for m in models]
+        return server, [m.id for m in models if m.id]
 
     # -- requests -------------------------------------------------------------
 

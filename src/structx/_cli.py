@@ -64,7 +64,7 @@ def extract(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Extract records from each article: one JSON line per article."""
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     _configure_logging(verbose)
     try:
         target = structx.load_schema(schema)

@@ -79,7 +79,12 @@ class Config:
                 raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
-        object.__setattr__(self, "structured_output", StructuredOutput(self.structured_output))
+        try:
+            mode = StructuredOutput(self.structured_output)
+        except ValueError:
+            choices = ", ".join(m.value for m in StructuredOutput)
+            raise ConfigError(f"structured_output {self.structured_output!r} is not one of: {choices}") from None
+        object.__setattr__(self, "structured_output", mode)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

@@ -72,8 +72,8 @@ class Engine:
         try:
             value = patched(**self._request(article, schema))
         except (ExtractionError, InstructorError, PydanticValidationError) as exc:
-            raise self._failure(exc, tally) from exc
-        return self._result(value, tally, started)
+            raise self._failure(exc, tally)  # noqa: B904 - keeps the cause set below
+        return self._result(value, schema, tally, started)
 
     async def aextract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
         tally = CallTally()
@@ -89,8 +89,8 @@ class Engine:
         try:
             value = await patched(**self._request(article, schema))
         except (ExtractionError, InstructorError, PydanticValidationError) as exc:
-            raise self._failure(exc, tally) from exc
-        return self._result(value, tally, started)
+            raise self._failure(exc, tally)  # noqa: B904 - keeps the cause set below
+        return self._result(value, schema, tally, started)
 
     # -- shared by the sync and async paths ------------------------------------
 
@@ -137,6 +137,13 @@ class Engine:
         return completion
 
     def _failure(self, exc: Exception, tally: CallTally) -> ExtractionError:
+        """The structx error to raise for what instructor raised.
+
+        A structx error raised below (by the backend or :meth:`_check`) is
+        unwrapped and keeps its own cause, such as the HTTP error; spent
+        re-asks become :class:`ValidationFailed` caused by the last
+        validation error.
+        """
         cause: BaseException | None = exc
         while cause is not None:
             if isinstance(cause, ExtractionError):
@@ -145,11 +152,15 @@ class Engine:
                 break
             cause = cause.__cause__
         detail = _describe_validation_error(cause) if cause is not None else str(exc)
-        return tally.attach(
-            ValidationFailed(f"the answer was still invalid after {tally.attempts} attempt(s): {detail}")
-        )
+        failure = ValidationFailed(f"the answer was still invalid after {tally.attempts} attempt(s): {detail}")
+        failure.__cause__ = cause or exc
+        return tally.attach(failure)
 
-    def _result(self, value: ModelT, tally: CallTally, started: float) -> Result[ModelT]:
+    def _result(self, value: ModelT, schema: type[ModelT], tally: CallTally, started: float) -> Result[ModelT]:
+        if type(value) is not schema:
+            # instructor hands back an instance of its own subclass of the
+            # schema; callers get an instance of the class they asked for.
+            value = schema.model_validate(value.model_dump())
         return Result(
             value=value,
             usage=tally.usage,

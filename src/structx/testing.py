@@ -1,0 +1,224 @@
+"""Test doubles: a scripted OpenAI-compatible server on loopback.
+
+:class:`ScriptedServer` answers ``POST /v1/chat/completions`` with the
+replies it is given, in order, and ``GET /v1/models`` with one model. It
+speaks real HTTP, so everything between structx and the wire (the openai
+client, retries, timeouts) runs as it would against a real endpoint. It
+records every request it receives for assertions.
+
+    >>> from structx.testing import Reply, ScriptedServer
+    >>> with ScriptedServer([Reply.status(429, headers={"retry-after-ms": "10"}),
+    ...                      Reply.completion('{"title": null}')]) as server:
+    ...     structx.extract(text, config=Config(base_url=server.base_url, ...))
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+__all__ = ["RecordedRequest", "Reply", "ScriptedServer"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted HTTP answer."""
+
+    status_code: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    #: Seconds to wait before answering (to provoke client timeouts).
+    delay: float = 0.0
+
+    @classmethod
+    def completion(
+        cls,
+        content: str | None,
+        *,
+        finish_reason: str = "stop",
+        refusal: str | None = None,
+        prompt_tokens: int = 100,
+        completion_tokens: int = 50,
+        model: str = "scripted-model",
+    ) -> Reply:
+        """A chat completion whose message content is ``content``."""
+        payload = {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return cls(200, json.dumps(payload).encode())
+
+    @classmethod
+    def tool_call(cls, name: str, arguments: Any, *, prompt_tokens: int = 100, completion_tokens: int = 50) -> Reply:
+        """A completion that calls the tool ``name`` with ``arguments`` (a dict or a pydantic model)."""
+        data = arguments.model_dump(mode="json") if hasattr(arguments, "model_dump") else arguments
+        call = {"id": "call_scripted", "type": "function", "function": {"name": name, "arguments": json.dumps(data)}}
+        reply = json.loads(cls.completion(None, finish_reason="tool_calls").body)
+        reply["choices"][0]["message"]["tool_calls"] = [call]
+        reply["usage"] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        return cls(200, json.dumps(reply).encode())
+
+    @classmethod
+    def answer(cls, value: Any, **kwargs: Any) -> Reply:
+        """A completion whose content is ``value`` as JSON (a dict or a pydantic model)."""
+        data = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        return cls.completion(json.dumps(data, ensure_ascii=False), **kwargs)
+
+    @classmethod
+    def status(
+        cls,
+        status_code: int,
+        message: str = "scripted error",
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """An OpenAI-style error body with the given HTTP status."""
+        error = {"message": message, "type": "scripted_error", "code": code}
+        return cls(status_code, json.dumps({"error": error}).encode(), headers=dict(headers or {}))
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class ScriptedServer:
+    """An OpenAI-compatible HTTP server on 127.0.0.1 that plays a script.
+
+    ``port=0`` picks a free port. When the script runs out, further
+    completion requests get HTTP 500 with a message saying so.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        port: int = 0,
+        model: str = "scripted-model",
+        owned_by: str = "scripted",
+    ) -> None:
+        self._replies = list(replies)
+        self._lock = threading.Lock()
+        self.model = model
+        self.owned_by = owned_by
+        self.requests: list[RecordedRequest] = []
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def add(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def start(self) -> ScriptedServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _next_reply(self) -> Reply:
+        with self._lock:
+            if self._replies:
+                return self._replies.pop(0)
+        return Reply.status(500, "the scripted server has no replies left")
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _record(self, body: Any) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with server._lock:
+                    server.requests.append(RecordedRequest(self.command, self.path, headers, body))
+
+            def _send(self, reply: Reply) -> None:
+                if reply.delay:
+                    time.sleep(reply.delay)
+                self.send_response(reply.status_code)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def do_GET(self) -> None:
+                self._record(None)
+                if self.path.rstrip("/").endswith("/models"):
+                    models = {
+                        "object": "list",
+                        "data": [{"id": server.model, "object": "model", "owned_by": server.owned_by}],
+                    }
+                    self._send(Reply(200, json.dumps(models).encode()))
+                else:
+                    self._send(Reply.status(404, f"no route for GET {self.path}"))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                self._record(body)
+                if self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(server._next_reply())
+                else:
+                    self._send(Reply.status(404, f"no route for POST {self.path}"))
+
+        return Handler

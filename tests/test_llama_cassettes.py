@@ -1,0 +1,66 @@
+"""Replays of real exchanges with llama.cpp's server running the bundled model.
+
+The expected outcome of each seed is read from the recorded responses
+themselves, so the tests check the whole path (request format, usage
+accounting, finish reasons, validation) against what the real server sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+import yaml
+from structx_schemas import ArticleExtraction
+from vcr.cassette import Cassette
+
+import structx
+from tests.cassettes import CASSETTES, llama_cassette, llama_config, seed_article, seed_paths
+
+Replay = Callable[[str], AbstractContextManager[Cassette]]
+
+
+def _recorded(stem: str) -> list[dict[str, Any]]:
+    data = yaml.safe_load((CASSETTES / llama_cassette(stem)).read_text(encoding="utf-8"))
+    interactions: list[dict[str, Any]] = data["interactions"]
+    return interactions
+
+
+@pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
+def test_seed_replays_as_the_real_server_answered(replay: Replay, stem: str) -> None:
+    recorded = _recorded(stem)
+    responses = [json.loads(i["response"]["body"]["string"]) for i in recorded]
+    last = responses[-1]["choices"][0]
+    expected_usage = structx.Usage(
+        prompt_tokens=sum(r["usage"]["prompt_tokens"] for r in responses),
+        completion_tokens=sum(r["usage"]["completion_tokens"] for r in responses),
+    )
+
+    with replay(llama_cassette(stem)) as cassette:
+        try:
+            outcome: structx.Result[ArticleExtraction] | structx.ExtractionError = structx.extract(
+                seed_article(stem), config=llama_config()
+            )
+        except structx.ExtractionError as exc:
+            outcome = exc
+        assert cassette.play_count == len(recorded)
+
+    if last["finish_reason"] == "length":
+        assert isinstance(outcome, structx.TruncatedOutput)
+        assert outcome.last_completion == last["message"]["content"]
+    else:
+        assert isinstance(outcome, structx.Result)
+        expected = ArticleExtraction.model_validate(json.loads(last["message"]["content"], strict=False))
+        assert outcome.value == expected
+    assert (outcome.requests, outcome.attempts, outcome.usage) == (len(recorded), len(recorded), expected_usage)
+
+
+@pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
+def test_llama_cpp_gets_its_json_object_schema_format(stem: str) -> None:
+    for interaction in _recorded(stem):
+        body = json.loads(interaction["request"]["body"])
+        assert body["model"] == structx.EMBEDDED_MODEL_NAME
+        assert body["response_format"] == {"type": "json_object", "schema": ArticleExtraction.model_json_schema()}
