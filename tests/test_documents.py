@@ -13,7 +13,11 @@ def test_reads_utf8_text_and_names_the_article_after_the_file(tmp_path: Path) ->
     path = tmp_path / "qaani-visit.txt"
     path.write_text("Qaani visited Baghdad’s Green Zone.", encoding="utf-8")
     article = structx.read_article(path)
-    assert (article.id, article.text, article.source) == ("qaani-visit", "Qaani visited Baghdad’s Green Zone.", str(path))
+    assert (article.id, article.text, article.source) == (
+        "qaani-visit",
+        "Qaani visited Baghdad’s Green Zone.",
+        str(path),
+    )
 
 
 def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path: Path) -> None:

@@ -20,7 +20,10 @@ def _extract_via(owned_by: str, **config: Any) -> tuple[structx.Result[ArticleEx
 
 def test_llama_cpp_is_detected_and_sent_a_json_object_schema() -> None:
     result, server = _extract_via("me")
-    assert [(r.method, r.path) for r in server.requests] == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
+    assert [(r.method, r.path) for r in server.requests] == [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+    ]
     body = server.requests[1].body
     assert body["response_format"] == {"type": "json_object", "schema": ArticleExtraction.model_json_schema()}
     assert body["model"] == "served-model"  # the model the server lists
@@ -54,7 +57,11 @@ def test_an_explicit_mode_and_model_skip_the_probe() -> None:
 def test_openai_gets_tools_without_any_request() -> None:
     client = structx.Client(structx.Config(api_key="sk-x"))
     endpoint = client.endpoint
-    assert (endpoint.server, endpoint.mode, endpoint.model) == ("openai", structx.StructuredOutput.TOOLS, "gpt-4o-mini")
+    assert (endpoint.server, endpoint.mode, endpoint.model) == (
+        "openai",
+        structx.StructuredOutput.TOOLS,
+        "gpt-4o-mini",
+    )
     assert endpoint.display_url == "https://api.openai.com/v1"
 
 
@@ -62,4 +69,4 @@ def test_a_server_that_lists_no_model_needs_one_configured() -> None:
     with ScriptedServer() as server:
         server.model = ""
         with pytest.raises(structx.ConfigError, match="pass --model or set STRUCTX_MODEL"):
-            structx.Client(structx.Config(base_url=server.base_url)).endpoint
+            _ = structx.Client(structx.Config(base_url=server.base_url)).endpoint

@@ -31,12 +31,15 @@ SHORTEST_SEED = min((ROOT / "seeds").glob("*.txt"), key=lambda p: p.stat().st_si
 def test_extract_with_nothing_configured_runs_the_bundled_model(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STRUCTX_MODEL")}
     out = tmp_path / "results.jsonl"
+    command = [sys.executable, "-m", "structx", "extract", str(SHORTEST_SEED), "--out", str(out)]
     completed = subprocess.run(
-        [sys.executable, "-m", "structx", "extract", str(SHORTEST_SEED), "--out", str(out), "--max-tokens", "256", "-v"],
+        [*command, "--max-tokens", "256", "-v"],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )  # fmt: skip
     assert "embedded SmolLM2-135M-Instruct model" in completed.stderr
-    assert "(llama.cpp (embedded)), model SmolLM2-135M-Instruct, structured output json_object_schema" in completed.stderr
+    assert (
+        "(llama.cpp (embedded)), model SmolLM2-135M-Instruct, structured output json_object_schema" in completed.stderr
+    )
     (line,) = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
     assert line["id"] == SHORTEST_SEED.stem
     # A 135M model may finish or run out of tokens; either way the real server

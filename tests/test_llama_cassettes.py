@@ -55,7 +55,11 @@ def test_seed_replays_as_the_real_server_answered(replay: Replay, stem: str) -> 
         assert isinstance(outcome, structx.Result)
         expected = ArticleExtraction.model_validate(json.loads(last["message"]["content"], strict=False))
         assert outcome.value == expected
-    assert (outcome.requests, outcome.attempts, outcome.usage) == (len(recorded), len(recorded), expected_usage)
+    assert (outcome.requests, outcome.attempts, outcome.usage) == (
+        len(recorded),
+        len(recorded),
+        expected_usage,
+    )
 
 
 @pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
@@ -63,4 +67,7 @@ def test_llama_cpp_gets_its_json_object_schema_format(stem: str) -> None:
     for interaction in _recorded(stem):
         body = json.loads(interaction["request"]["body"])
         assert body["model"] == structx.EMBEDDED_MODEL_NAME
-        assert body["response_format"] == {"type": "json_object", "schema": ArticleExtraction.model_json_schema()}
+        assert body["response_format"] == {
+            "type": "json_object",
+            "schema": ArticleExtraction.model_json_schema(),
+        }

@@ -14,7 +14,7 @@ from tests.cassettes import ROOT, seed_answer, seed_paths
 
 def test_load_by_dotted_path_and_by_file_path() -> None:
     assert structx.load_schema("structx_schemas.iran_militias:ArticleExtraction") is ArticleExtraction
-    by_file = structx.load_schema(f"{ROOT / 'schemas' / 'iran_militias.py'}:ArticleExtraction")
+    by_file = structx.load_schema(f"{ROOT / 'schemas' / 'structx_schemas' / 'iran_militias.py'}:ArticleExtraction")
     assert by_file.model_json_schema() == ArticleExtraction.model_json_schema()
 
 
@@ -58,7 +58,12 @@ def test_a_schema_file_that_fails_to_import(tmp_path: Path) -> None:
 def test_hand_written_answers_validate_and_quote_the_article(stem: str) -> None:
     answer = seed_answer(stem)
     text = (ROOT / "seeds" / f"{stem}.txt").read_text(encoding="utf-8")
-    records: list[BaseModel] = [*answer.visits, *answer.meetings, *answer.militia_stances, *answer.quoted_sources]
+    records: list[BaseModel] = [
+        *answer.visits,
+        *answer.meetings,
+        *answer.militia_stances,
+        *answer.quoted_sources,
+    ]
     assert records
     for record in records:
         for excerpt in record.evidence:  # type: ignore[attr-defined]
@@ -66,7 +71,12 @@ def test_hand_written_answers_validate_and_quote_the_article(stem: str) -> None:
 
 
 def test_every_record_needs_evidence() -> None:
-    base = {"militia": "Kataib Hezbollah", "topic": "us_forces_presence", "position": "opposes", "summary": "s"}
+    base = {
+        "militia": "Kataib Hezbollah",
+        "topic": "us_forces_presence",
+        "position": "opposes",
+        "summary": "s",
+    }
     with pytest.raises(ValidationError, match="evidence"):
         MilitiaStance.model_validate(base)
     with pytest.raises(ValidationError, match="at least 1 item"):

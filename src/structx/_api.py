@@ -56,10 +56,12 @@ class Client:
         return self._get_engine().extract(_as_article(article), load_schema(schema))  # type: ignore[arg-type]
 
     async def aextract(
-        self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction  # type: ignore[assignment]
+        self,
+        article: Article | str,
+        schema: type[ModelT] | str = ArticleExtraction,  # type: ignore[assignment]
     ) -> Result[ModelT]:
         """Async twin of :meth:`extract`."""
-        engine = self._engine or await asyncio.to_thread(self._get_engine)
+        engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
         return await engine.aextract(_as_article(article), load_schema(schema))  # type: ignore[arg-type]
 
     def _get_engine(self) -> Engine:

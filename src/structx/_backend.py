@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -30,6 +30,7 @@ from tenacity import (
     stop_any,
     stop_before_delay,
 )
+from tenacity.stop import stop_base
 
 from structx._config import DEFAULT_OPENAI_MODEL, OPENAI_BASE_URL, Config, StructuredOutput, redact_url
 from structx._errors import (
@@ -235,15 +236,16 @@ class Backend:
 
     def create(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
         """``POST /chat/completions`` with transport retries; failures become structx errors."""
-        return self._with_retries(tally, lambda: self.sync_client.chat.completions.create(**kwargs))
+        completion = self._with_retries(tally, lambda: self.sync_client.chat.completions.create(**kwargs))
+        return cast(ChatCompletion, completion)
 
     async def acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
         try:
             async for attempt in AsyncRetrying(**self._retry_args()):
                 with attempt:
                     tally.requests += 1
-                    completion: ChatCompletion = await self.async_client.chat.completions.create(**kwargs)
-                    return _as_completion(completion)
+                    completion = await self.async_client.chat.completions.create(**kwargs)
+                    return cast(ChatCompletion, _as_completion(completion))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -295,16 +297,13 @@ class Backend:
             error: ExtractionError
             if status in (401, 403):
                 error = AuthenticationFailed(
-                    f"{where} answered {status}: the API key is missing or wrong "
-                    f"(set OPENAI_API_KEY){detail}"
+                    f"{where} answered {status}: the API key is missing or wrong (set OPENAI_API_KEY){detail}"
                 )
             elif status == 429 and _error_code(exc) == "insufficient_quota":
                 error = QuotaExceeded(f"{where} answered 429 insufficient_quota: the account is out of credit")
             elif status == 429:
                 error = RateLimited(f"{where} kept answering 429 (rate limited){detail}")
-            elif status >= 500:
-                error = ServerError(f"{where} answered {status}{detail}")
-            elif status in (408, 409):
+            elif status >= 500 or status in (408, 409):
                 error = ServerError(f"{where} answered {status}{detail}")
             else:
                 error = RequestRejected(f"{where} rejected the request with {status}{detail}")
@@ -382,7 +381,7 @@ def _retry_after_seconds(exc: BaseException | None) -> float | None:
         return None
 
 
-class _stop_when_told_to_wait_too_long:
+class _stop_when_told_to_wait_too_long(stop_base):
     """Stop at once when the server asks for a longer wait than the ceiling allows."""
 
     def __init__(self, ceiling: float) -> None:
@@ -401,4 +400,3 @@ def _log_retry(state: RetryCallState) -> None:
         state.attempt_number,
         state.upcoming_sleep,
     )
-

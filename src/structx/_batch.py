@@ -79,9 +79,7 @@ class BatchSummary:
             self.usage = self.usage + outcome.error.usage
 
 
-def extract_files(
-    paths: Iterable[Path | str], client: Client, schema: type[BaseModel]
-) -> Iterator[ArticleOutcome]:
+def extract_files(paths: Iterable[Path | str], client: Client, schema: type[BaseModel]) -> Iterator[ArticleOutcome]:
     """Read and extract each article file in turn; one outcome per file.
 
     A failure in one article, of any kind, becomes that article's error

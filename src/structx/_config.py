@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,7 +17,7 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
 
-class StructuredOutput(str, Enum):
+class StructuredOutput(StrEnum):
     """How the answer's shape is requested from the endpoint.
 
     ``TOOLS``: a function call whose parameters are the schema (OpenAI).
@@ -68,8 +68,7 @@ class Config:
             parts = urlsplit(self.base_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(
-                    f"base URL {redact_url(self.base_url)!r} is not an http(s) URL, "
-                    "e.g. http://127.0.0.1:8080/v1"
+                    f"base URL {redact_url(self.base_url)!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1"
                 )
         for name in ("timeout", "retry_budget", "retry_initial_wait", "retry_max_wait"):
             if getattr(self, name) <= 0:

@@ -13,6 +13,7 @@ same budget would fail the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -83,9 +84,7 @@ class Engine:
             completion = await self._backend.acreate(tally, self._adapt(kwargs))
             return self._check(completion, tally)
 
-        patched: Callable[..., Awaitable[ModelT]] = instructor.patch(
-            create=create, mode=self._instructor_mode
-        )
+        patched: Callable[..., Awaitable[ModelT]] = instructor.patch(create=create, mode=self._instructor_mode)
         try:
             value = await patched(**self._request(article, schema))
         except (ExtractionError, InstructorError, PydanticValidationError) as exc:
@@ -186,10 +185,8 @@ def _tolerate_control_characters(message: Any) -> None:
     try:
         json.loads(content)
     except json.JSONDecodeError:
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             message.content = json.dumps(json.loads(content, strict=False), ensure_ascii=False)
-        except json.JSONDecodeError:
-            pass
 
 
 def _describe_validation_error(exc: BaseException) -> str:

@@ -102,9 +102,7 @@ class EmbeddedServer:
             command += ["--n_threads", str(self.threads)]
         self._log = tempfile.NamedTemporaryFile(prefix="structx-llama-", suffix=".log")  # noqa: SIM115
         logger.info("starting the embedded llama.cpp server on port %d", self.port)
-        self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         try:
             self._wait_until_ready()
         except BaseException:
@@ -118,8 +116,7 @@ class EmbeddedServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise LocalModelUnavailable(
-                    f"the embedded llama.cpp server exited with code {self._process.returncode}: "
-                    f"{self._log_tail()}"
+                    f"the embedded llama.cpp server exited with code {self._process.returncode}: {self._log_tail()}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as response:

@@ -38,8 +38,5 @@ def build_messages(article: Article, schema: type[BaseModel], *, include_schema:
         schema_json = json.dumps(schema.model_json_schema(), ensure_ascii=False, separators=(",", ":"))
         system += f"\n\nAnswer with one JSON object that conforms to this JSON schema:\n{schema_json}"
     tag = "article-" + hashlib.sha256(article.text.encode("utf-8")).hexdigest()[:12]
-    user = (
-        f"Extract the records from the article between <{tag}> and </{tag}>.\n\n"
-        f"<{tag}>\n{article.text}\n</{tag}>"
-    )
+    user = f"Extract the records from the article between <{tag}> and </{tag}>.\n\n<{tag}>\n{article.text}\n</{tag}>"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

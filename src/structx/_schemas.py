@@ -29,9 +29,7 @@ def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
         raise SchemaError(f"{ref.__qualname__} is not a pydantic model")
     module_ref, sep, attr = ref.rpartition(":")
     if not sep or not module_ref or not attr:
-        raise SchemaError(
-            f"schema {ref!r} must name a class: 'package.module:Class' or 'path/to/file.py:Class'"
-        )
+        raise SchemaError(f"schema {ref!r} must name a class: 'package.module:Class' or 'path/to/file.py:Class'")
     if module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref:
         module = _import_file(Path(module_ref))
     else:

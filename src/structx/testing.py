@@ -73,7 +73,11 @@ class Reply:
     def tool_call(cls, name: str, arguments: Any, *, prompt_tokens: int = 100, completion_tokens: int = 50) -> Reply:
         """A completion that calls the tool ``name`` with ``arguments`` (a dict or a pydantic model)."""
         data = arguments.model_dump(mode="json") if hasattr(arguments, "model_dump") else arguments
-        call = {"id": "call_scripted", "type": "function", "function": {"name": name, "arguments": json.dumps(data)}}
+        call = {
+            "id": "call_scripted",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(data)},
+        }
         reply = json.loads(cls.completion(None, finish_reason="tool_calls").body)
         reply["choices"][0]["message"]["tool_calls"] = [call]
         reply["usage"] = {

@@ -3,7 +3,7 @@
 ``iran_militias`` describes reporting on Iran's IRGC Quds Force and
 Iran-aligned Iraqi militias. Import a pack by dotted path
 (``structx_schemas.iran_militias:ArticleExtraction``) or by file path
-(``schemas/iran_militias.py:ArticleExtraction``).
+(``schemas/structx_schemas/iran_militias.py:ArticleExtraction``).
 """
 
 from structx_schemas.iran_militias import (

@@ -15,7 +15,7 @@ shape: any pydantic model works as a target, and records that carry an
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -77,7 +77,7 @@ class When(_Model):
         return self
 
 
-class Disclosure(str, Enum):
+class Disclosure(StrEnum):
     """How the visit became known."""
 
     ANNOUNCED = "announced"
@@ -98,7 +98,10 @@ class Visit(_Evidenced):
     when: When | None = Field(default=None, description="When the visit took place.")
     disclosure: Disclosure = Field(
         default=Disclosure.UNKNOWN,
-        description="'announced' if made public in advance, 'unannounced' if revealed only afterwards, 'secret' if reported as secret, else 'unknown'.",
+        description=(
+            "'announced' if made public in advance, 'unannounced' if revealed only afterwards, "
+            "'secret' if reported as secret, else 'unknown'."
+        ),
     )
     purpose: str | None = Field(default=None, description="The reported purpose of the visit, in one line.")
     met_with: list[str] = Field(
@@ -129,7 +132,7 @@ class Meeting(_Evidenced):
     outcome: str | None = Field(default=None, description="The result of the meeting, if reported.")
 
 
-class StanceTopic(str, Enum):
+class StanceTopic(StrEnum):
     """The closed set of subjects a militia stance is about."""
 
     US_FORCES_PRESENCE = "us_forces_presence"
@@ -141,7 +144,7 @@ class StanceTopic(str, Enum):
     OTHER = "other"
 
 
-class Position(str, Enum):
+class Position(StrEnum):
     """Where the militia stands on the topic."""
 
     SUPPORTS = "supports"
@@ -176,7 +179,9 @@ class QuotedSource(_Evidenced):
     """An analyst, official or other source the article quotes."""
 
     name: str = Field(
-        description="The person's name, or for an anonymous source the description used, e.g. 'a senior Iraqi official'."
+        description=(
+            "The person's name, or for an anonymous source the description used, e.g. 'a senior Iraqi official'."
+        )
     )
     anonymous: bool = Field(default=False, description="True when the article does not name the source.")
     role: str | None = Field(default=None, description="Role or title, e.g. 'political analyst'.")
