@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from structx_schemas import ArticleExtraction, MilitiaStance, When
 
 import structx
+from structx_schemas import ArticleExtraction, MilitiaStance, When
 from tests.cassettes import ROOT, seed_answer, seed_paths
 
 

@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import TypeVar
 
 from pydantic import BaseModel
-from structx_schemas import ArticleExtraction
 
 from structx._backend import Backend, Endpoint
 from structx._config import Config
@@ -19,6 +18,7 @@ from structx._errors import ConfigError
 from structx._local import EmbeddedServer
 from structx._models import Article, Result
 from structx._schemas import load_schema
+from structx_schemas import ArticleExtraction
 
 __all__ = ["Client", "aextract", "extract"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -105,9 +105,6 @@ class Config:
     def uses_embedded_model(self) -> bool:
         """True when no endpoint is configured: the bundled local model answers."""
         return self.base_url is None and self.api_key is None
-
-    def with_endpoint(self, base_url: str, model: str) -> Config:
-        return replace(self, base_url=base_url, model=model)
 
     def resolved_base_url(self) -> str:
         return self.base_url if self.base_url is not None else OPENAI_BASE_URL

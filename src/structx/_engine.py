@@ -99,6 +99,8 @@ class Engine:
 
     def _request(self, article: Article, schema: type[BaseModel]) -> dict[str, Any]:
         config = self._config
+        # No validation ``context``: with one, instructor renders the messages
+        # as Jinja templates, and article text must reach the model verbatim.
         request: dict[str, Any] = {
             "response_model": schema,
             "max_retries": config.max_reasks,

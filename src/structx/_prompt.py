@@ -16,10 +16,7 @@ from pydantic import BaseModel
 
 from structx._models import Article
 
-__all__ = ["PROMPT_VERSION", "build_messages"]
-
-#: Bumped whenever the wording changes, so stored results can tell prompts apart.
-PROMPT_VERSION = "1"
+__all__ = ["build_messages"]
 
 _INSTRUCTIONS = """\
 You extract structured records from one news article for analysts.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel
 
 from structx._errors import SchemaError
 
-__all__ = ["DEFAULT_SCHEMA_REF", "load_schema", "schema_fingerprint"]
+__all__ = ["DEFAULT_SCHEMA_REF", "load_schema"]
 
 DEFAULT_SCHEMA_REF = "structx_schemas.iran_militias:ArticleExtraction"
 
@@ -62,9 +61,3 @@ def _import_file(path: Path) -> object:
         del sys.modules[module_name]
         raise SchemaError(f"schema file {path} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
-
-
-def schema_fingerprint(schema: type[BaseModel]) -> str:
-    """A short hash of the schema's JSON schema: changes when the target changes."""
-    text = json.dumps(schema.model_json_schema(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
