@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import vcr
-from structx_schemas import ArticleExtraction
 
 import structx
 from structx.testing import Reply
+from structx_schemas import ArticleExtraction
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"

@@ -11,12 +11,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from structx_schemas import ArticleExtraction
 from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 import structx
 from structx.testing import Reply, ScriptedServer
+from structx_schemas import ArticleExtraction
 from tests.cassettes import (
     FAULT_ARTICLE,
     RECORDING_API_KEY,

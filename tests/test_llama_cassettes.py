@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from structx_schemas import ArticleExtraction
 from vcr.cassette import Cassette
 
 import structx
+from structx_schemas import ArticleExtraction
 from tests.cassettes import CASSETTES, llama_cassette, llama_config, seed_article, seed_paths
 
 Replay = Callable[[str], AbstractContextManager[Cassette]]
