@@ -15,6 +15,7 @@ from typing import Any
 import vcr
 
 import structx
+from structx._local import EMBEDDED_FREQUENCY_PENALTY
 from structx.testing import Reply
 from structx_schemas import ArticleExtraction
 
@@ -151,6 +152,8 @@ def llama_config(**overrides: Any) -> structx.Config:
         "base_url": LLAMA_BASE_URL,
         "model": structx.EMBEDDED_MODEL_NAME,
         "structured_output": structx.StructuredOutput.JSON_OBJECT_SCHEMA,
+        # What the embedded default sends (structx.Client sets it for the bundled model).
+        "frequency_penalty": EMBEDDED_FREQUENCY_PENALTY,
         "max_tokens": 1024,
         "max_reasks": 1,
         "timeout": 600.0,

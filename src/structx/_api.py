@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -15,7 +16,7 @@ from structx._backend import Backend, Endpoint
 from structx._config import Config
 from structx._engine import Engine
 from structx._errors import ConfigError
-from structx._local import EmbeddedServer
+from structx._local import EMBEDDED_FREQUENCY_PENALTY, EmbeddedServer
 from structx._models import Article, Result
 from structx._schemas import load_schema
 from structx_schemas import ArticleExtraction
@@ -75,6 +76,8 @@ class Client:
         embedded_model: str | None = None
         base_url = config.base_url
         if config.uses_embedded_model:
+            if config.frequency_penalty is None:
+                config = replace(config, frequency_penalty=EMBEDDED_FREQUENCY_PENALTY)
             self._server = EmbeddedServer()
             # Stop the server even if the client is never closed.
             self._finalizer = weakref.finalize(self, self._server.stop)

