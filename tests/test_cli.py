@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from vcr.cassette import Cassette
 
 from structx._cli import app
+from structx.testing import Reply, ScriptedServer
 from tests.cassettes import ROOT, SCRIPTED_BASE_URL, SCRIPTED_MODEL, seed_answer, seed_paths
 
 Replay = Callable[[str], AbstractContextManager[Cassette]]
@@ -83,10 +84,25 @@ def test_an_unreachable_endpoint_is_one_clear_line(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = _run(["extract", str(seed_paths()[0]), "--base-url", f"http://127.0.0.1:{port}/v1"])
+    out = tmp_path / "out.jsonl"
+    result = _run(["extract", str(ROOT / "seeds"), "--out", str(out), "--base-url", f"http://127.0.0.1:{port}/v1"])
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"structx: error: cannot connect to http://127.0.0.1:{port}/v1")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"structx: error: cannot connect to http://127.0.0.1:{port}/v1")
     assert "Traceback" not in result.output
+    # Every article still gets its line, so the output accounts for each one.
+    lines = _lines(out)
+    assert [entry["id"] for entry in lines] == [path.stem for path in seed_paths()]
+    assert {entry["error"]["type"] for entry in lines} == {"EndpointUnreachable"}
+
+
+def test_a_rejected_key_is_reported_as_such_not_as_a_missing_model(tmp_path: Path) -> None:
+    with ScriptedServer(models_reply=Reply.status(401, "Incorrect API key provided.")) as server:
+        result = _run(
+            ["extract", str(seed_paths()[0]), "--out", str(tmp_path / "o.jsonl"), "--base-url", server.base_url]
+        )
+    assert result.exit_code == 1
+    assert "answered 401: the API key is missing or wrong" in result.stderr
 
 
 def test_verbose_shows_the_structured_output_mode(replay: Replay, tmp_path: Path) -> None:

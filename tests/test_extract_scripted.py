@@ -231,3 +231,21 @@ def test_a_server_that_does_not_answer_in_time_is_retried_then_reported() -> Non
             structx.extract("text", config=config)
         assert caught.value.requests == 2
         assert len(server.requests) == 2
+
+
+def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(sleeps: list[float]) -> None:
+    good = Reply.answer(seed_answer(FAULT_ARTICLE))
+    with ScriptedServer([Reply.status(503, headers={"retry-after-ms": "nan", "Retry-After": "soon"}), good]) as server:
+        result = structx.extract("text", config=scripted_config(base_url=server.base_url))
+    assert result.requests == 2
+    assert len(sleeps) == 1 and 0.005 <= sleeps[0] <= 0.01
+
+
+def test_the_retry_budget_spans_the_whole_extraction() -> None:
+    # Each 503 asks for 0.3 s; with a 0.5 s budget the second wait would end past it.
+    busy = Reply.status(503, headers={"retry-after-ms": "300"})
+    with ScriptedServer([busy, busy, Reply.answer(seed_answer(FAULT_ARTICLE))]) as server:
+        config = scripted_config(base_url=server.base_url, retry_budget=0.5, max_retries=5)
+        with pytest.raises(structx.ServerError) as caught:
+            structx.extract("text", config=config)
+    assert caught.value.requests == 2

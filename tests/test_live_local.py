@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,45 @@ def test_the_embedded_server_stops_with_the_client() -> None:
     server.stop()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text(encoding="ascii").split()
+        found.update(int(child) for child in text)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_the_embedded_server_does_not_outlive_a_killed_cli(tmp_path: Path, signum: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STRUCTX_MODEL")}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "structx", "extract", str(ROOT / "seeds"), "--out", str(tmp_path / "r.jsonl"), "-q"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        servers: set[int] = set()
+        while not servers and time.monotonic() < deadline:
+            servers = {c for c in _children(cli.pid) if b"llama_cpp.server" in Path(f"/proc/{c}/cmdline").read_bytes()}
+            time.sleep(0.2)
+        assert servers, "the CLI never started the embedded server"
+        cli.send_signal(signum)
+        cli.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in servers)
+    finally:
+        if cli.poll() is None:
+            cli.kill()

@@ -10,6 +10,7 @@ mapping of HTTP failures onto structx's exception tree.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -28,7 +29,6 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_any,
-    stop_before_delay,
 )
 from tenacity.stop import stop_base
 
@@ -82,6 +82,8 @@ class CallTally:
     requests: int = 0
     usage: Usage = field(default_factory=Usage)
     last_completion: str | None = None
+    #: When the extraction began (time.monotonic()); the retry budget counts from here.
+    started: float = field(default_factory=time.monotonic)
 
     def record(self, completion: ChatCompletion) -> None:
         self.attempts += 1
@@ -126,9 +128,11 @@ class Backend:
     def __init__(self, config: Config, *, base_url: str | None = None) -> None:
         self._config = config
         self._base_url = base_url or config.resolved_base_url()
-        self._api_key = config.api_key or _NO_KEY
-        self._sync: OpenAI | None = None
-        self._async: AsyncOpenAI | None = None
+        api_key = config.api_key or _NO_KEY
+        # Both clients are made up front: cheap, and no lazy creation to race on.
+        # max_retries=0: tenacity below is the only retry layer.
+        self._sync = OpenAI(base_url=self._base_url, api_key=api_key, timeout=config.timeout, max_retries=0)
+        self._async = AsyncOpenAI(base_url=self._base_url, api_key=api_key, timeout=config.timeout, max_retries=0)
 
     @property
     def base_url(self) -> str:
@@ -136,38 +140,13 @@ class Backend:
 
     # -- clients -----------------------------------------------------------
 
-    @property
-    def sync_client(self) -> OpenAI:
-        if self._sync is None:
-            self._sync = OpenAI(
-                base_url=self._base_url,
-                api_key=self._api_key,
-                timeout=self._config.timeout,
-                max_retries=0,  # tenacity below is the only retry layer
-            )
-        return self._sync
-
-    @property
-    def async_client(self) -> AsyncOpenAI:
-        if self._async is None:
-            self._async = AsyncOpenAI(
-                base_url=self._base_url,
-                api_key=self._api_key,
-                timeout=self._config.timeout,
-                max_retries=0,
-            )
-        return self._async
-
     def close(self) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+        """Close the sync client's connections (the async client needs :meth:`aclose`)."""
+        self._sync.close()
 
     async def aclose(self) -> None:
-        if self._async is not None:
-            await self._async.close()
-            self._async = None
-        self.close()
+        await self._async.close()
+        self._sync.close()
 
     # -- endpoint resolution ------------------------------------------------
 
@@ -216,7 +195,9 @@ class Backend:
         """Ask ``GET /models`` what kind of server this is and which models it serves."""
         tally = CallTally()
         try:
-            page = self._with_retries(tally, lambda: self.sync_client.models.list())
+            page = self._with_retries(tally, lambda: self._sync.models.list())
+        except (AuthenticationFailed, QuotaExceeded):
+            raise
         except (RequestRejected, InvalidResponse) as exc:
             logger.debug("GET /models failed (%s); assuming a generic OpenAI-compatible server", exc)
             return "openai-compatible", []
@@ -236,15 +217,15 @@ class Backend:
 
     def create(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
         """``POST /chat/completions`` with transport retries; failures become structx errors."""
-        completion = self._with_retries(tally, lambda: self.sync_client.chat.completions.create(**kwargs))
+        completion = self._with_retries(tally, lambda: self._sync.chat.completions.create(**kwargs))
         return cast(ChatCompletion, completion)
 
     async def acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
         try:
-            async for attempt in AsyncRetrying(**self._retry_args()):
+            async for attempt in AsyncRetrying(**self._retry_args(tally)):
                 with attempt:
                     tally.requests += 1
-                    completion = await self.async_client.chat.completions.create(**kwargs)
+                    completion = await self._async.chat.completions.create(**kwargs)
                     return cast(ChatCompletion, _as_completion(completion))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
@@ -252,7 +233,7 @@ class Backend:
 
     def _with_retries(self, tally: CallTally, send: Callable[[], Any]) -> Any:
         try:
-            for attempt in Retrying(**self._retry_args()):
+            for attempt in Retrying(**self._retry_args(tally)):
                 with attempt:
                     tally.requests += 1
                     return _as_completion(send())
@@ -260,14 +241,14 @@ class Backend:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    def _retry_args(self) -> dict[str, Any]:
+    def _retry_args(self, tally: CallTally) -> dict[str, Any]:
         config = self._config
         return {
             "retry": retry_if_exception(_is_retryable),
             "wait": self._wait,
             "stop": stop_any(
                 stop_after_attempt(config.max_retries + 1),
-                stop_before_delay(config.retry_budget),
+                _stop_past_budget(tally.started, config.retry_budget),
                 _stop_when_told_to_wait_too_long(config.retry_max_wait),
             ),
             "before_sleep": _log_retry,
@@ -275,7 +256,11 @@ class Backend:
         }
 
     def _wait(self, state: RetryCallState) -> float:
-        """Honour Retry-After / retry-after-ms; otherwise exponential backoff with full jitter."""
+        """Honour Retry-After / retry-after-ms; otherwise exponential backoff with jitter.
+
+        The n-th wait is drawn uniformly between half and all of
+        ``retry_initial_wait * 2**(n-1)``, capped at ``retry_max_wait``.
+        """
         exc = state.outcome.exception() if state.outcome else None
         hinted = _retry_after_seconds(exc)
         if hinted is not None:
@@ -363,22 +348,41 @@ def _retry_after_seconds(exc: BaseException | None) -> float | None:
         return None
     headers = exc.response.headers
     raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(float(raw_ms) / 1000, 0.0)
-        except ValueError:
-            pass
+    if raw_ms is not None and (seconds := _seconds(raw_ms, scale=1000)) is not None:
+        return seconds
     raw = headers.get("retry-after")
     if raw is None:
         return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
+    if (seconds := _seconds(raw)) is not None:
+        return seconds
     try:
         return max(parsedate_to_datetime(raw).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):
         return None
+
+
+def _seconds(raw: str, *, scale: float = 1.0) -> float | None:
+    """A header's number of seconds, or None when it is not a finite number."""
+    try:
+        value = float(raw) / scale
+    except ValueError:
+        return None
+    return max(value, 0.0) if math.isfinite(value) else None
+
+
+class _stop_past_budget(stop_base):
+    """Stop when the next wait would end past the budget, counted from the extraction's start.
+
+    The budget spans every model call of one extraction (re-asks included)
+    and the time spent inside requests, not only the waits between them.
+    """
+
+    def __init__(self, started: float, budget: float) -> None:
+        self.started = started
+        self.budget = budget
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return time.monotonic() - self.started + (state.upcoming_sleep or 0.0) >= self.budget
 
 
 class _stop_when_told_to_wait_too_long(stop_base):

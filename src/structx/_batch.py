@@ -93,7 +93,8 @@ def extract_files(paths: Iterable[Path | str], client: Client, schema: type[Base
         except (InputError, ExtractionError) as exc:
             yield ArticleOutcome(article_id, source, "error", error=exc)
         except Exception as exc:  # a bug must not take down the batch either
-            logger.exception("unexpected failure on %s", source)
+            logger.error("unexpected %s on %s: %s", type(exc).__name__, source, exc)
+            logger.debug("traceback", exc_info=exc)
             yield ArticleOutcome(article_id, source, "error", error=exc)
         else:
             yield ArticleOutcome(article.id, source, "ok", result=result)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, NoReturn, TextIO
 
 import typer
@@ -93,7 +95,13 @@ def extract(
         except structx.UsageError as exc:
             _fail(console, str(exc))
         except structx.ExtractionError as exc:
-            console.print(f"structx: error: {exc}", style="red")
+            # Nothing can be extracted: one line says why, and every article
+            # still gets its error line.
+            console.print(f"structx: error: {exc}", style="red", markup=False)
+            with _output(out) as sink:
+                for path in files:
+                    failed = structx.ArticleOutcome(path.stem, str(path), "error", error=exc)
+                    sink.write(failed.to_json_line() + "\n")
             raise typer.Exit(EXIT_SOME_FAILED) from None
         logging.getLogger("structx").info(
             "endpoint %s (%s), model %s, structured output %s (%s)",
@@ -124,6 +132,8 @@ def _fail(console: Console, message: str) -> NoReturn:
 
 
 def _configure_logging(verbose: bool) -> None:
+    # structx reports every outcome itself; instructor's per-attempt lines would repeat it.
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("structx: %(message)s"))
     logger = logging.getLogger("structx")
@@ -185,4 +195,11 @@ def _print_summary(console: Console, summary: structx.BatchSummary, seconds: flo
 
 def main() -> None:
     """Entry point of the ``structx`` script and ``python -m structx``."""
+    # SIGTERM unwinds like Ctrl-C does, so the embedded server is stopped and
+    # the output file closed on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app(prog_name="structx")
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)

@@ -52,8 +52,9 @@ class Config:
     timeout: float = 180.0
     #: Transport retries after the first request (408, 409, 429, 5xx, timeouts, connection errors).
     max_retries: int = 4
-    #: Seconds the transport retries of one model call may take in all.
-    retry_budget: float = 120.0
+    #: Seconds after an extraction starts past which no transport retry begins
+    #: (requests and waits of every model call count, re-asks included).
+    retry_budget: float = 600.0
     #: Backoff: first wait, and the ceiling for a single wait (exponential, with jitter).
     retry_initial_wait: float = 0.5
     retry_max_wait: float = 30.0

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import instructor
-from instructor.core.exceptions import InstructorError
+from instructor.core.exceptions import InstructorError, ResponseParsingError
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -36,10 +36,13 @@ __all__ = ["Engine"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-# instructor logs every failed attempt at ERROR level; structx reports the
-# outcome itself, so those lines would only duplicate it on stderr.
+# instructor logs every failed attempt at ERROR level. Without a handler of
+# its own, Python's last-resort handler would print those lines to stderr for
+# every program that never configured logging.
 logging.getLogger("instructor").addHandler(logging.NullHandler())
-logging.getLogger("instructor").propagate = False
+
+# What instructor re-asks on; once re-asks are spent, the answer failed validation.
+_VALIDATION_ERRORS = (PydanticValidationError, json.JSONDecodeError, ResponseParsingError)
 
 _INSTRUCTOR_MODES = {
     StructuredOutput.TOOLS: instructor.Mode.TOOLS,
@@ -73,7 +76,10 @@ class Engine:
         try:
             value = patched(**self._request(article, schema))
         except (ExtractionError, InstructorError, PydanticValidationError) as exc:
-            raise self._failure(exc, tally)  # noqa: B904 - keeps the cause set below
+            failure = self._failure(exc, tally)
+            if failure is None:
+                raise
+            raise failure  # noqa: B904 - keeps the cause set in _failure
         return self._result(value, schema, tally, started)
 
     async def aextract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
@@ -88,7 +94,10 @@ class Engine:
         try:
             value = await patched(**self._request(article, schema))
         except (ExtractionError, InstructorError, PydanticValidationError) as exc:
-            raise self._failure(exc, tally)  # noqa: B904 - keeps the cause set below
+            failure = self._failure(exc, tally)
+            if failure is None:
+                raise
+            raise failure  # noqa: B904 - keeps the cause set in _failure
         return self._result(value, schema, tally, started)
 
     # -- shared by the sync and async paths ------------------------------------
@@ -139,25 +148,29 @@ class Engine:
         _tolerate_control_characters(choice.message)
         return completion
 
-    def _failure(self, exc: Exception, tally: CallTally) -> ExtractionError:
-        """The structx error to raise for what instructor raised.
+    def _failure(self, exc: Exception, tally: CallTally) -> ExtractionError | None:
+        """The structx error to raise for what instructor raised, or None to re-raise it.
 
         A structx error raised below (by the backend or :meth:`_check`) is
         unwrapped and keeps its own cause, such as the HTTP error; spent
         re-asks become :class:`ValidationFailed` caused by the last
-        validation error.
+        validation error. Anything else is not an extraction outcome but a
+        fault, and propagates as it is.
         """
         cause: BaseException | None = exc
         while cause is not None:
             if isinstance(cause, ExtractionError):
+                # Shown with its own cause (the HTTP error, if any), not
+                # behind instructor's wrapper around it.
+                cause.__suppress_context__ = True
                 return tally.attach(cause)
-            if isinstance(cause, PydanticValidationError | ValueError):
-                break
+            if isinstance(cause, _VALIDATION_ERRORS):
+                detail = _describe_validation_error(cause)
+                failure = ValidationFailed(f"the answer was still invalid after {tally.attempts} attempt(s): {detail}")
+                failure.__cause__ = cause
+                return tally.attach(failure)
             cause = cause.__cause__
-        detail = _describe_validation_error(cause) if cause is not None else str(exc)
-        failure = ValidationFailed(f"the answer was still invalid after {tally.attempts} attempt(s): {detail}")
-        failure.__cause__ = cause or exc
-        return tally.attach(failure)
+        return None
 
     def _result(self, value: ModelT, schema: type[ModelT], tally: CallTally, started: float) -> Result[ModelT]:
         if type(value) is not schema:

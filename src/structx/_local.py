@@ -8,12 +8,16 @@ the same openai client as any other endpoint.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib.util
 import logging
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +52,23 @@ def bundled_model_path() -> Path:
         if candidate.is_file():
             return candidate
     raise LocalModelUnavailable(f"{_MODEL_FILE} is missing from the {_MODEL_PACKAGE} package; {_INSTALL_HINT}")
+
+
+def _die_with_parent() -> None:
+    """In the server's process: ask Linux to end it when structx's process ends.
+
+    Covers the exits no ``finally`` sees (SIGKILL, a crash), so that no
+    server is left running on its own.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _can_die_with_parent() -> bool:
+    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
 
 
 def _free_loopback_port() -> int:
@@ -106,7 +127,14 @@ class EmbeddedServer:
             command += ["--n_threads", str(self.threads)]
         self._log = tempfile.NamedTemporaryFile(prefix="structx-llama-", suffix=".log")  # noqa: SIM115
         logger.info("starting the embedded llama.cpp server on port %d", self.port)
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            # Linux ties the signal to the starting thread, so only the main thread asks for it.
+            preexec_fn=_die_with_parent if _can_die_with_parent() else None,
+        )
         try:
             self._wait_until_ready()
         except BaseException:

@@ -138,8 +138,11 @@ class ScriptedServer:
         port: int = 0,
         model: str = "scripted-model",
         owned_by: str = "scripted",
+        models_reply: Reply | None = None,
     ) -> None:
         self._replies = list(replies)
+        #: Replaces the default ``GET /models`` answer (one model) when set.
+        self.models_reply = models_reply
         self._lock = threading.Lock()
         self.model = model
         self.owned_by = owned_by
@@ -212,7 +215,9 @@ class ScriptedServer:
 
             def do_GET(self) -> None:
                 self._record(None)
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/").endswith("/models") and server.models_reply is not None:
+                    self._send(server.models_reply)
+                elif self.path.rstrip("/").endswith("/models"):
                     models = {
                         "object": "list",
                         "data": [{"id": server.model, "object": "model", "owned_by": server.owned_by}],
