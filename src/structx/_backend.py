@@ -134,10 +134,6 @@ class Backend:
         self._sync = OpenAI(base_url=self._base_url, api_key=api_key, timeout=config.timeout, max_retries=0)
         self._async = AsyncOpenAI(base_url=self._base_url, api_key=api_key, timeout=config.timeout, max_retries=0)
 
-    @property
-    def base_url(self) -> str:
-        return self._base_url
-
     # -- clients -----------------------------------------------------------
 
     def close(self) -> None:
