@@ -22,7 +22,7 @@ from structx_schemas import ArticleExtraction
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
 SEEDS = ROOT / "seeds"
-ANSWERS = Path(__file__).resolve().parent / "data" / "answers"
+GOLD = ROOT / "eval" / "gold"
 
 # Fixed loopback ports, so that recorded URLs and replayed URLs agree.
 SCRIPTED_BASE_URL = "http://127.0.0.1:18081/v1"
@@ -72,8 +72,8 @@ def seed_article(stem: str) -> structx.Article:
 
 
 def seed_answer(stem: str) -> ArticleExtraction:
-    """The hand-written answer for a seed that the scripted server plays back."""
-    return ArticleExtraction.model_validate_json((ANSWERS / f"{stem}.json").read_text(encoding="utf-8"))
+    """The gold answer for a seed (eval/gold/), which the scripted server plays back."""
+    return ArticleExtraction.model_validate_json((GOLD / f"{stem}.json").read_text(encoding="utf-8"))
 
 
 # -- the scripted server ------------------------------------------------------
@@ -141,6 +141,29 @@ def fault_scenarios() -> list[FaultScenario]:
                                                                 "created": 0, "model": "m",
                                                                 "choices": []}).encode()),)),
     ]  # fmt: skip
+
+
+def fabricated_answer() -> ArticleExtraction:
+    """The gold answer for the fault article with one altered excerpt and one invented militia."""
+    answer = seed_answer(FAULT_ARTICLE)
+    visit = answer.visits[0]
+    altered = visit.evidence[0].replace("Baghdad", "Paris")
+    assert altered != visit.evidence[0]
+    stance = answer.militia_stances[0].model_copy(update={"militia": "Saraya Awliya al-Dam"})
+    return answer.model_copy(
+        update={
+            "visits": [visit.model_copy(update={"evidence": [altered, *visit.evidence[1:]]})],
+            "militia_stances": [stance, *answer.militia_stances[1:]],
+        }
+    )
+
+
+def grounding_scenarios() -> list[FaultScenario]:
+    good, bad = Reply.answer(seed_answer(FAULT_ARTICLE)), Reply.answer(fabricated_answer())
+    return [
+        FaultScenario("ungrounded_then_grounded", (bad, good)),
+        FaultScenario("never_grounded", (bad, bad, bad)),
+    ]
 
 
 # -- the real llama.cpp server with the bundled model ---------------------------

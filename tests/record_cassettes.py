@@ -30,6 +30,7 @@ from tests.cassettes import (
     SCRIPTED_BASE_URL,
     cassette_vcr,
     fault_scenarios,
+    grounding_scenarios,
     llama_cassette,
     llama_config,
     scripted_config,
@@ -61,9 +62,9 @@ def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
                 result = structx.extract(seed_article(stem), config=scripted_config())
                 print(f"{name}: {stem}: {len(result.value.visits)} visits, {result.requests} request(s)")
         assert not server._replies, "every scripted seed answer should have been used"
-    provenance[name] = {**source, "what": "a hand-written answer for each seed (tests/data/answers/)"}
+    provenance[name] = {**source, "what": "the gold answer for each seed (eval/gold/)"}
 
-    for scenario in fault_scenarios():
+    for scenario in [*fault_scenarios(), *grounding_scenarios()]:
         (CASSETTES / scenario.cassette).unlink(missing_ok=True)
         with ScriptedServer(scenario.replies, port=SCRIPTED_PORT), recorder.use_cassette(scenario.cassette):
             try:

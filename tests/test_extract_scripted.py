@@ -236,7 +236,7 @@ def test_a_server_that_does_not_answer_in_time_is_retried_then_reported() -> Non
 def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(sleeps: list[float]) -> None:
     good = Reply.answer(seed_answer(FAULT_ARTICLE))
     with ScriptedServer([Reply.status(503, headers={"retry-after-ms": "nan", "Retry-After": "soon"}), good]) as server:
-        result = structx.extract("text", config=scripted_config(base_url=server.base_url))
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config(base_url=server.base_url))
     assert result.requests == 2
     assert len(sleeps) == 1 and 0.005 <= sleeps[0] <= 0.01
 

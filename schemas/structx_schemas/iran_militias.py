@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,13 +25,21 @@ __all__ = [
     "Disclosure",
     "Meeting",
     "MilitiaStance",
+    "Name",
     "Participant",
     "Position",
     "QuotedSource",
     "StanceTopic",
+    "Verbatim",
     "Visit",
     "When",
 ]
+
+
+#: A name that must occur in the article (transliteration variants allowed).
+Name = Annotated[str, "grounding:name"]
+#: Text that must be copied from the article word for word.
+Verbatim = Annotated[str, "grounding:verbatim"]
 
 
 class _Model(BaseModel):
@@ -89,7 +98,7 @@ class Disclosure(StrEnum):
 class Visit(_Evidenced):
     """A person travelling to a place: who went where, when and why."""
 
-    visitor: str = Field(description="Name of the person who travelled, as written in the article.")
+    visitor: Name = Field(description="Name of the person who travelled, as written in the article.")
     visitor_organisation: str | None = Field(
         default=None, description="The organisation the visitor represents, e.g. 'IRGC Quds Force'."
     )
@@ -104,7 +113,7 @@ class Visit(_Evidenced):
         ),
     )
     purpose: str | None = Field(default=None, description="The reported purpose of the visit, in one line.")
-    met_with: list[str] = Field(
+    met_with: list[Name] = Field(
         default_factory=list, description="Names of the people the visitor met during this visit."
     )
 
@@ -112,7 +121,7 @@ class Visit(_Evidenced):
 class Participant(_Model):
     """One party to a meeting."""
 
-    name: str = Field(description="Person's name, or the description the article uses for them.")
+    name: Name = Field(description="Person's name, or the description the article uses for them.")
     organisation: str | None = Field(default=None, description="Group or institution the person belongs to.")
     role: str | None = Field(default=None, description="Title or role, e.g. 'Badr Organization leader'.")
 
@@ -156,8 +165,8 @@ class Position(StrEnum):
 class MilitiaStance(_Evidenced):
     """A position a militia, or its leader or spokesperson, expressed."""
 
-    militia: str = Field(description="The militia, e.g. 'Asaib Ahl al-Haq', 'Kataib Hezbollah'.")
-    speaker: str | None = Field(default=None, description="Who expressed the stance, if named.")
+    militia: Name = Field(description="The militia, e.g. 'Asaib Ahl al-Haq', 'Kataib Hezbollah'.")
+    speaker: Name | None = Field(default=None, description="Who expressed the stance, if named.")
     speaker_role: str | None = Field(default=None, description="The speaker's role, e.g. 'leader', 'spokesperson'.")
     topic: StanceTopic = Field(
         description=(
@@ -170,7 +179,7 @@ class MilitiaStance(_Evidenced):
         description="supports, opposes, conditional (supports only under a stated condition) or unclear."
     )
     summary: str = Field(description="The stance in one line, e.g. 'Rejects taking orders from Qaani'.")
-    quote: str | None = Field(
+    quote: Verbatim | None = Field(
         default=None, description="The militia's own words, copied exactly from the article, if quoted."
     )
 
@@ -178,7 +187,7 @@ class MilitiaStance(_Evidenced):
 class QuotedSource(_Evidenced):
     """An analyst, official or other source the article quotes."""
 
-    name: str = Field(
+    name: Name = Field(
         description=(
             "The person's name, or for an anonymous source the description used, e.g. 'a senior Iraqi official'."
         )
@@ -186,10 +195,10 @@ class QuotedSource(_Evidenced):
     anonymous: bool = Field(default=False, description="True when the article does not name the source.")
     role: str | None = Field(default=None, description="Role or title, e.g. 'political analyst'.")
     affiliation: str | None = Field(default=None, description="Organisation or institution, if given.")
-    outlet: str | None = Field(
+    outlet: Name | None = Field(
         default=None, description="The outlet the source spoke to, e.g. 'told Al-Fassel'; null if not stated."
     )
-    quote: str = Field(description="What the source said, copied word for word from the article.")
+    quote: Verbatim = Field(description="What the source said, copied word for word from the article.")
     topic: str | None = Field(default=None, description="What the quote is about, in a few words.")
 
 

@@ -12,7 +12,7 @@ configured, a small bundled model run locally by llama.cpp.
 from structx._api import Client, aextract, extract
 from structx._backend import Endpoint
 from structx._batch import ArticleOutcome, BatchSummary, extract_files
-from structx._config import Config, StructuredOutput
+from structx._config import Config, GroundingPolicy, StructuredOutput
 from structx._documents import iter_article_files, read_article
 from structx._errors import (
     AuthenticationFailed,
@@ -20,6 +20,7 @@ from structx._errors import (
     EndpointTimeout,
     EndpointUnreachable,
     ExtractionError,
+    GroundingFailed,
     InputError,
     InvalidResponse,
     LocalModelUnavailable,
@@ -35,8 +36,9 @@ from structx._errors import (
     UsageError,
     ValidationFailed,
 )
+from structx._grounding import Aligner, ground
 from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
-from structx._models import Article, Result, Usage
+from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
 from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
 
 __version__ = "0.1.0"
@@ -44,6 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_SCHEMA_REF",
     "EMBEDDED_MODEL_NAME",
+    "Aligner",
+    "AlignmentStatus",
     "Article",
     "ArticleOutcome",
     "AuthenticationFailed",
@@ -55,12 +59,17 @@ __all__ = [
     "Endpoint",
     "EndpointTimeout",
     "EndpointUnreachable",
+    "EvidenceSpan",
     "ExtractionError",
+    "GroundingFailed",
+    "GroundingPolicy",
+    "GroundingReport",
     "InputError",
     "InvalidResponse",
     "LocalModelUnavailable",
     "QuotaExceeded",
     "RateLimited",
+    "RecordGrounding",
     "Refusal",
     "RequestRejected",
     "Result",
@@ -77,6 +86,7 @@ __all__ = [
     "aextract",
     "extract",
     "extract_files",
+    "ground",
     "iter_article_files",
     "load_schema",
     "read_article",

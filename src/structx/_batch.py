@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from structx._api import Client
 from structx._documents import iter_article_files, read_article
-from structx._errors import ExtractionError, InputError
+from structx._errors import ExtractionError, GroundingFailed, InputError
 from structx._models import Result, Usage
 
 __all__ = ["ArticleOutcome", "BatchSummary", "extract_files"]
@@ -44,6 +44,8 @@ class ArticleOutcome:
                 endpoint=self.result.endpoint,
                 mode=self.result.mode,
                 latency_s=round(self.result.latency, 3),
+                chunks=self.result.chunks,
+                grounding=self.result.grounding.to_dict(),
             )
         if self.error is not None:
             line["error"] = {"type": type(self.error).__name__, "message": _message(self.error)}
@@ -53,6 +55,8 @@ class ArticleOutcome:
                     attempts=self.error.attempts,
                     requests=self.error.requests,
                 )
+            if isinstance(self.error, GroundingFailed) and self.error.grounding is not None:
+                line["grounding"] = self.error.grounding.to_dict()
         return line
 
     def to_json_line(self) -> str:
@@ -65,6 +69,8 @@ class BatchSummary:
     failed: int = 0
     errors_by_type: dict[str, int] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
+    records: int = 0
+    ungrounded_records: int = 0
 
     def add(self, outcome: ArticleOutcome) -> None:
         if outcome.status == "ok":
@@ -75,6 +81,9 @@ class BatchSummary:
             self.errors_by_type[name] = self.errors_by_type.get(name, 0) + 1
         if outcome.result is not None:
             self.usage = self.usage + outcome.result.usage
+            grounding = outcome.result.grounding.records
+            self.records += len(grounding)
+            self.ungrounded_records += sum(not record.grounded for record in grounding)
         elif isinstance(outcome.error, ExtractionError) and outcome.error.usage is not None:
             self.usage = self.usage + outcome.error.usage
 

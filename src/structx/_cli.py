@@ -60,6 +60,13 @@ def extract(
         typer.Option(help="How the schema is sent; 'auto' chooses from the endpoint."),
     ] = structx.StructuredOutput.AUTO,
     max_reasks: Annotated[int, typer.Option(help="Validation re-asks after the first answer.", min=0)] = 2,
+    grounding: Annotated[
+        structx.GroundingPolicy,
+        typer.Option(help="Records still ungrounded after the re-asks: keep them flagged, drop them, or fail."),
+    ] = structx.GroundingPolicy.KEEP,
+    chunk_chars: Annotated[
+        int, typer.Option(help="Split longer articles into overlapping chunks of this many characters.", min=1000)
+    ] = 12_000,
     max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
     timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the endpoint and each article.")] = False,
@@ -75,6 +82,8 @@ def extract(
             model=model,
             structured_output=structured_output,
             max_reasks=max_reasks,
+            grounding=grounding,
+            chunk_chars=chunk_chars,
             max_tokens=max_tokens,
             timeout=timeout,
         )
@@ -186,6 +195,7 @@ def _print_summary(console: Console, summary: structx.BatchSummary, seconds: flo
     console.print(
         f"{summary.ok + summary.failed} articles: {summary.ok} ok, {summary.failed} failed"
         + (f" ({failed})" if failed else "")
+        + f"; {summary.records} records, {summary.ungrounded_records} ungrounded"
         + f"; {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion tokens"
         + f"; {seconds:.1f} s"
         + (f"; wrote {out}" if out is not None else ""),

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from structx._errors import ConfigError
 
-__all__ = ["DEFAULT_OPENAI_MODEL", "OPENAI_BASE_URL", "Config", "StructuredOutput", "redact_url"]
+__all__ = ["DEFAULT_OPENAI_MODEL", "OPENAI_BASE_URL", "Config", "GroundingPolicy", "StructuredOutput", "redact_url"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -32,6 +32,19 @@ class StructuredOutput(StrEnum):
     TOOLS = "tools"
     JSON_SCHEMA = "json_schema"
     JSON_OBJECT_SCHEMA = "json_object_schema"
+
+
+class GroundingPolicy(StrEnum):
+    """What happens to a record still ungrounded when the re-asks are spent.
+
+    ``KEEP``: keep it, flagged ``grounded: false`` with its reasons.
+    ``DROP``: remove it from the answer; the grounding report still lists it as dropped.
+    ``FAIL``: fail the article with :class:`~structx.GroundingFailed`.
+    """
+
+    KEEP = "keep"
+    DROP = "drop"
+    FAIL = "fail"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +78,12 @@ class Config:
     temperature: float = 0.0
     #: OpenAI's frequency_penalty; None leaves it to the endpoint (the embedded model sets its own).
     frequency_penalty: float | None = None
+    #: Records whose evidence or names are not in the article are re-asked; then this applies.
+    grounding: GroundingPolicy = GroundingPolicy.KEEP
+    #: Articles longer than this many characters are extracted in overlapping chunks (None: never).
+    chunk_chars: int | None = 12_000
+    #: Characters of context two neighbouring chunks share, at most.
+    chunk_overlap: int = 1_000
 
     def __post_init__(self) -> None:
         if self.base_url is not None:
@@ -79,6 +98,10 @@ class Config:
         for name in ("max_retries", "max_reasks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
+        if self.chunk_chars is not None and not 0 <= self.chunk_overlap < self.chunk_chars // 2:
+            raise ConfigError(
+                f"chunk_overlap must be at least 0 and under half of chunk_chars, got {self.chunk_overlap}"
+            )
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
         try:
@@ -87,6 +110,11 @@ class Config:
             choices = ", ".join(m.value for m in StructuredOutput)
             raise ConfigError(f"structured_output {self.structured_output!r} is not one of: {choices}") from None
         object.__setattr__(self, "structured_output", mode)
+        try:
+            object.__setattr__(self, "grounding", GroundingPolicy(self.grounding))
+        except ValueError:
+            choices = ", ".join(p.value for p in GroundingPolicy)
+            raise ConfigError(f"grounding {self.grounding!r} is not one of: {choices}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

@@ -18,17 +18,26 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import instructor
 from instructor.core.exceptions import InstructorError, ResponseParsingError
 from openai.types.chat import ChatCompletion
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from structx._backend import Backend, CallTally, Endpoint, adapt_response_format
-from structx._config import Config, StructuredOutput
-from structx._errors import ExtractionError, InvalidResponse, Refusal, TruncatedOutput, ValidationFailed
+from structx._chunking import merge_answers, split_into_chunks
+from structx._config import Config, GroundingPolicy, StructuredOutput
+from structx._errors import (
+    ExtractionError,
+    GroundingFailed,
+    InvalidResponse,
+    Refusal,
+    TruncatedOutput,
+    ValidationFailed,
+)
+from structx._grounding import drop_ungrounded, ground
 from structx._models import Article, Result
 from structx._prompt import build_messages
 
@@ -73,14 +82,13 @@ class Engine:
             return self._check(completion, tally)
 
         patched: Callable[..., ModelT] = instructor.patch(create=create, mode=self._instructor_mode)
-        try:
-            value = patched(**self._request(article, schema))
-        except (ExtractionError, InstructorError, PydanticValidationError) as exc:
-            failure = self._failure(exc, tally)
-            if failure is None:
-                raise
-            raise failure  # noqa: B904 - keeps the cause set in _failure
-        return self._result(value, schema, tally, started)
+        answers = []
+        for chunk in self._chunks(article):
+            try:
+                answers.append(patched(**self._request(chunk, schema, tally)))
+            except (ExtractionError, InstructorError, PydanticValidationError) as exc:
+                self._raise_failure(exc, tally)
+        return self._result(answers, schema, article, tally, started)
 
     async def aextract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
         tally = CallTally()
@@ -91,14 +99,13 @@ class Engine:
             return self._check(completion, tally)
 
         patched: Callable[..., Awaitable[ModelT]] = instructor.patch(create=create, mode=self._instructor_mode)
-        try:
-            value = await patched(**self._request(article, schema))
-        except (ExtractionError, InstructorError, PydanticValidationError) as exc:
-            failure = self._failure(exc, tally)
-            if failure is None:
-                raise
-            raise failure  # noqa: B904 - keeps the cause set in _failure
-        return self._result(value, schema, tally, started)
+        answers = []
+        for chunk in self._chunks(article):
+            try:
+                answers.append(await patched(**self._request(chunk, schema, tally)))
+            except (ExtractionError, InstructorError, PydanticValidationError) as exc:
+                self._raise_failure(exc, tally)
+        return self._result(answers, schema, article, tally, started)
 
     # -- shared by the sync and async paths ------------------------------------
 
@@ -106,12 +113,17 @@ class Engine:
     def _instructor_mode(self) -> instructor.Mode:
         return _INSTRUCTOR_MODES[self._endpoint.mode]
 
-    def _request(self, article: Article, schema: type[BaseModel]) -> dict[str, Any]:
+    def _chunks(self, article: Article) -> list[Article]:
+        config = self._config
+        pieces = split_into_chunks(article.text, config.chunk_chars, config.chunk_overlap)
+        return [Article(text=text, id=f"{article.id}@{offset}") for offset, text in pieces]
+
+    def _request(self, article: Article, schema: type[BaseModel], tally: CallTally) -> dict[str, Any]:
         config = self._config
         # No validation ``context``: with one, instructor renders the messages
         # as Jinja templates, and article text must reach the model verbatim.
         request: dict[str, Any] = {
-            "response_model": schema,
+            "response_model": _with_grounding_check(schema, article.text, tally, config.max_reasks),
             "max_retries": config.max_reasks,
             "strict": False,
             "model": self._endpoint.model,
@@ -148,6 +160,12 @@ class Engine:
         _tolerate_control_characters(choice.message)
         return completion
 
+    def _raise_failure(self, exc: Exception, tally: CallTally) -> NoReturn:
+        failure = self._failure(exc, tally)
+        if failure is None:
+            raise exc
+        raise failure  # keeps the cause set by whoever raised it, or by _failure
+
     def _failure(self, exc: Exception, tally: CallTally) -> ExtractionError | None:
         """The structx error to raise for what instructor raised, or None to re-raise it.
 
@@ -172,13 +190,24 @@ class Engine:
             cause = cause.__cause__
         return None
 
-    def _result(self, value: ModelT, schema: type[ModelT], tally: CallTally, started: float) -> Result[ModelT]:
-        if type(value) is not schema:
-            # instructor hands back an instance of its own subclass of the
-            # schema; callers get an instance of the class they asked for.
-            value = schema.model_validate(value.model_dump())
+    def _result(
+        self, answers: list[ModelT], schema: type[ModelT], article: Article, tally: CallTally, started: float
+    ) -> Result[ModelT]:
+        # instructor hands back instances of its own subclass of the schema;
+        # callers get an instance of the class they asked for.
+        value = merge_answers([schema.model_validate(answer.model_dump()) for answer in answers], schema)
+        report = ground(value, article.text)
+        policy = self._config.grounding
+        if policy is GroundingPolicy.FAIL and not report.grounded:
+            failure = GroundingFailed(report.feedback())
+            failure.grounding = report
+            raise tally.attach(failure)
+        if policy is GroundingPolicy.DROP and not report.grounded:
+            value = drop_ungrounded(value, report)
         return Result(
             value=value,
+            grounding=report,
+            chunks=len(answers),
             usage=tally.usage,
             attempts=tally.attempts,
             requests=tally.requests,
@@ -213,3 +242,31 @@ def _describe_validation_error(exc: BaseException) -> str:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         return "; ".join(parts) + more
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _with_grounding_check(schema: type[ModelT], article_text: str, tally: CallTally, max_reasks: int) -> type[ModelT]:
+    """``schema`` plus a validator that re-asks while records are ungrounded.
+
+    The check runs on every answer; while re-asks remain, ungrounded records
+    fail validation with feedback naming each excerpt or name that is not in
+    the article, so instructor sends it back to the model. On the last
+    attempt the answer passes and the grounding policy decides.
+    """
+    first_attempt = tally.attempts + 1
+
+    def check(answer: ModelT) -> ModelT:
+        last_attempt = tally.attempts - first_attempt >= max_reasks
+        if not last_attempt:
+            report = ground(answer, article_text)
+            if not report.grounded:
+                raise ValueError(report.feedback())
+        return answer
+
+    checked: type[ModelT] = create_model(
+        schema.__name__,
+        __base__=schema,
+        __module__=schema.__module__,
+        __doc__=schema.__doc__,
+        __validators__={"structx_grounding": model_validator(mode="after")(check)},  # type: ignore[dict-item]
+    )
+    return checked

@@ -23,7 +23,8 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
         ├── InvalidResponse            a 200 that is not a usable completion
         ├── TruncatedOutput            finish_reason == "length"
         ├── Refusal                    the model declined to answer
-        └── ValidationFailed           every re-ask still gave an invalid answer
+        ├── ValidationFailed           every re-ask still gave an invalid answer
+        └── GroundingFailed            a record stayed ungrounded (grounding policy "fail")
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from structx._models import Usage
+    from structx._models import GroundingReport, Usage
 
 __all__ = [
     "AuthenticationFailed",
@@ -41,6 +42,7 @@ __all__ = [
     "EndpointTimeout",
     "EndpointUnreachable",
     "ExtractionError",
+    "GroundingFailed",
     "InputError",
     "InvalidResponse",
     "LocalModelUnavailable",
@@ -161,3 +163,9 @@ class Refusal(ExtractionError):
 
 class ValidationFailed(ExtractionError):
     """The model's answer failed validation on every attempt."""
+
+
+class GroundingFailed(ExtractionError):
+    """Under the ``fail`` policy: a record's evidence or names were still not in the article."""
+
+    grounding: GroundingReport | None = None

@@ -1,0 +1,236 @@
+"""Grounding: locating every evidence excerpt in the article and checking key values.
+
+A *record* is any pydantic model in the answer that has an ``evidence`` list
+of strings. Each excerpt is aligned to a character span ``[start, end)`` of
+the original article with a status:
+
+* ``exact``: found as written;
+* ``normalized``: found once whitespace, quote marks, dashes, letter case and
+  diacritics are set aside;
+* ``fuzzy``: only a close, altered passage was found (its score says how close);
+* ``not_found``.
+
+Only ``exact`` and ``normalized`` excerpts support a record. Fields marked in
+the schema with ``Annotated[str, "grounding:name"]`` must name something that
+occurs in the article or in the record's evidence (transliteration variants
+allowed); fields marked ``"grounding:verbatim"`` must occur verbatim up to
+normalization. A record that passes every check is ``grounded``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, TypeVar, get_args
+
+from pydantic import BaseModel
+from rapidfuzz import fuzz
+
+from structx._models import AlignmentStatus, EvidenceSpan, GroundingReport, RecordGrounding
+from structx._text import NormalizedText, name_tokens, normalize
+
+__all__ = ["NAME", "VERBATIM", "Aligner", "drop_ungrounded", "ground", "iter_records"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+NAME = "grounding:name"
+VERBATIM = "grounding:verbatim"
+
+#: A fuzzy match scores at least this (rapidfuzz partial ratio, 0-100) to be reported as ``fuzzy``.
+FUZZY_MIN_SCORE = 80.0
+_NAME_PARTS = re.compile(r"[()/;,]")
+#: Names may have up to this many tokens between their parts ("Ismail" in "General Ismail Qaani").
+_NAME_GAP = 2
+
+
+class Aligner:
+    """Aligns excerpts to one article; repeated excerpts take successive occurrences."""
+
+    def __init__(self, article: str) -> None:
+        self.article = article
+        self._normalized: NormalizedText | None = None
+        self._next_exact: dict[str, int] = {}
+        self._next_normalized: dict[str, int] = {}
+
+    @property
+    def normalized(self) -> NormalizedText:
+        # Built on first need: most excerpts are found as written.
+        if self._normalized is None:
+            self._normalized = NormalizedText(self.article)
+        return self._normalized
+
+    def align(self, excerpt: str) -> EvidenceSpan:
+        needle = excerpt.strip()
+        if not needle:
+            return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
+        start = _find_successive(self.article, needle, self._next_exact)
+        if start is not None:
+            return EvidenceSpan(excerpt, start, start + len(needle), AlignmentStatus.EXACT, 100.0)
+        normalized = self.normalized
+        needle_norm = normalize(needle)
+        if not needle_norm:
+            return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
+        found = _find_successive(normalized.text, needle_norm, self._next_normalized)
+        if found is not None:
+            begin, end = normalized.original_span(found, found + len(needle_norm))
+            return EvidenceSpan(excerpt, begin, end, AlignmentStatus.NORMALIZED, 100.0)
+        match = fuzz.partial_ratio_alignment(needle_norm, normalized.text, score_cutoff=FUZZY_MIN_SCORE)
+        if match is not None and match.dest_end > match.dest_start:
+            begin, end = normalized.original_span(match.dest_start, match.dest_end)
+            return EvidenceSpan(excerpt, begin, end, AlignmentStatus.FUZZY, float(match.score))
+        return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
+
+    def contains_verbatim(self, value: str) -> bool:
+        needle = value.strip()
+        return bool(needle) and (needle in self.article or normalize(needle) in self.normalized.text)
+
+    def contains_name(self, name: str, evidence: list[str]) -> bool:
+        """True when every part of ``name`` ("A (B)", "A / B" have two) occurs in the article or evidence."""
+        parts = [part for part in _NAME_PARTS.split(name) if part.strip()]
+        return bool(parts) and all(self._contains_name_part(part, evidence) for part in parts)
+
+    def _contains_name_part(self, name: str, evidence: list[str]) -> bool:
+        wanted = name_tokens(name)
+        if not wanted:
+            return normalize(name).strip() in self.normalized.text
+        return _tokens_in_order(wanted, self._article_tokens) or any(
+            _tokens_in_order(wanted, name_tokens(excerpt)) for excerpt in evidence
+        )
+
+    @property
+    def _article_tokens(self) -> list[str]:
+        tokens = getattr(self, "_tokens", None)
+        if tokens is None:
+            tokens = name_tokens(self.article)
+            self._tokens: list[str] = tokens
+        return tokens
+
+
+def _find_successive(haystack: str, needle: str, next_start: dict[str, int]) -> int | None:
+    start = haystack.find(needle, next_start.get(needle, 0))
+    if start < 0 and next_start.get(needle, 0) > 0:
+        start = haystack.find(needle)  # more repeats than occurrences: reuse the first
+    if start < 0:
+        return None
+    next_start[needle] = start + len(needle)
+    return start
+
+
+def _tokens_in_order(wanted: list[str], tokens: list[str]) -> bool:
+    """True when ``wanted`` occurs in ``tokens`` in order, with small gaps allowed."""
+    first = wanted[0]
+    for i, token in enumerate(tokens):
+        if token != first:
+            continue
+        position, ok = i, True
+        for part in wanted[1:]:
+            window = tokens[position + 1 : position + 2 + _NAME_GAP]
+            if part not in window:
+                ok = False
+                break
+            position = position + 1 + window.index(part)
+        if ok:
+            return True
+    return False
+
+
+def ground(value: BaseModel, article: str) -> GroundingReport:
+    """Align the evidence of every record in ``value`` and check its marked fields."""
+    aligner = Aligner(article)
+    report = GroundingReport()
+    for path, record in iter_records(value):
+        evidence = list(getattr(record, "evidence", []))
+        spans = [aligner.align(excerpt) for excerpt in evidence]
+        result = RecordGrounding(path, spans)
+        for number, span in enumerate(spans, start=1):
+            if span.status is AlignmentStatus.FUZZY:
+                assert span.start is not None and span.end is not None
+                result.problems.append(
+                    f"evidence {number} {_quote(span.text)} differs from the article, which says "
+                    f"{_quote(article[span.start : span.end])}"
+                )
+            elif span.status is AlignmentStatus.NOT_FOUND:
+                result.problems.append(f"evidence {number} {_quote(span.text)} is not in the article")
+        for field_path, kind, text in _marked_values(record):
+            if kind == NAME and not aligner.contains_name(text, evidence):
+                result.problems.append(f"{field_path} {_quote(text)} does not occur in the article")
+            elif kind == VERBATIM and not aligner.contains_verbatim(text):
+                result.problems.append(f"{field_path} {_quote(text)} is not verbatim in the article")
+        report.records.append(result)
+    return report
+
+
+def _quote(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def iter_records(value: Any, path: str = "") -> Iterator[tuple[str, BaseModel]]:
+    """Every record (a model with an ``evidence`` list) inside ``value``, with its path."""
+    if isinstance(value, BaseModel):
+        if _is_record(value):
+            yield path or type(value).__name__, value
+        for name in type(value).model_fields:
+            yield from iter_records(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from iter_records(item, f"{path}[{index}]")
+
+
+def _is_record(model: BaseModel) -> bool:
+    evidence = getattr(model, "evidence", None)
+    return "evidence" in type(model).model_fields and isinstance(evidence, list)
+
+
+def _marked_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str, str]]:
+    """(field path, marker, value) for every marked string in a record, nested models included.
+
+    Nested records are grounded on their own and skipped here.
+    """
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        marker = _marker(info.metadata, info.annotation)
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]" if isinstance(value, list) else path
+            if marker is not None and isinstance(item, str) and item.strip():
+                yield item_path, marker, item
+            elif isinstance(item, BaseModel) and not _is_record(item):
+                yield from _marked_values(item, f"{item_path}.")
+
+
+def _marker(metadata: list[Any], annotation: Any) -> str | None:
+    """The grounding marker on a field, also inside ``X | None`` and ``list[X]``."""
+    for item in metadata:
+        if item in (NAME, VERBATIM):
+            return str(item)
+    for item in getattr(annotation, "__metadata__", ()):
+        if item in (NAME, VERBATIM):
+            return str(item)
+    for arg in get_args(annotation):
+        found = _marker([], arg)
+        if found is not None:
+            return found
+    return None
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def drop_ungrounded(value: ModelT, report: GroundingReport) -> ModelT:
+    """``value`` without its ungrounded records, which the report marks as dropped."""
+    data = value.model_dump()
+    doomed = [record for record in report.records if not record.grounded]
+    # Deepest and last first, so that earlier indices stay valid.
+    for record in sorted(doomed, key=lambda r: _path_key(r.path), reverse=True):
+        parts = _path_key(record.path)
+        container: Any = data
+        for part in parts[:-1]:
+            container = container[part]
+        del container[parts[-1]]
+        record.dropped = True
+    return type(value).model_validate(data)
+
+
+def _path_key(path: str) -> tuple[Any, ...]:
+    return tuple(name if name else int(index) for name, index in _PATH_PART.findall(path))

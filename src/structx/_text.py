@@ -1,0 +1,102 @@
+"""Text normalization that remembers where every character came from.
+
+Two texts that differ only by whitespace, quote marks, dashes, letter case
+or diacritics normalize to the same string, and every character of the
+normalized string maps back to the index of the original character that
+produced it, so a match in normalized text becomes a span of the original.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+__all__ = ["NormalizedText", "name_tokens", "normalize"]
+
+_QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ", "'") | dict.fromkeys('"“”„‟″«»', '"')
+_DASHES = dict.fromkeys("-‐‑‒–—―−﹘﹣－", "-")
+_DROPPED = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u0640")  # zero-width, soft hyphen, tatweel
+
+
+@lru_cache(maxsize=4096)
+def _fold(char: str) -> str:
+    """One character's normalized form: "" (dropped), " " (space) or folded text."""
+    if char in _DROPPED:
+        return ""
+    if char.isspace():
+        return " "
+    mapped = _QUOTES.get(char) or _DASHES.get(char)
+    if mapped:
+        return mapped
+    decomposed = unicodedata.normalize("NFKD", char)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+class NormalizedText:
+    """A normalized copy of ``original`` with a map back to original indices."""
+
+    __slots__ = ("original", "sources", "text")
+
+    def __init__(self, original: str) -> None:
+        self.original = original
+        chars: list[str] = []
+        sources: list[int] = []
+        pending_space = False
+        for index, char in enumerate(original):
+            folded = char.lower() if char.isascii() and not char.isspace() else _fold(char)
+            if folded == " ":
+                pending_space = bool(chars)
+                continue
+            if not folded:
+                continue
+            if pending_space:
+                chars.append(" ")
+                sources.append(index - 1)
+                pending_space = False
+            for piece in folded:
+                chars.append(piece)
+                sources.append(index)
+        self.text = "".join(chars)
+        #: sources[k] is the index in ``original`` of the character behind text[k].
+        self.sources = sources
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of ``original`` behind ``text[start:end]`` (end exclusive, non-empty)."""
+        return self.sources[start], self.sources[end - 1] + 1
+
+
+def normalize(text: str) -> str:
+    return NormalizedText(text).text
+
+
+_TOKEN = re.compile(r"\w+")
+_VOWELS = str.maketrans("", "", "aeiouy")
+# Particles that transliterations keep, drop or attach differently.
+_PARTICLES = frozenset({"al", "el", "ul", "bin", "ibn", "abu", "the", "of", "and", "a", "an"})
+
+
+def _skeleton(token: str) -> str:
+    """Consonants with doubles collapsed: Qaani/Qani -> qn, Hezbollah/Hizbullah -> hzblh."""
+    stripped = token.translate(_VOWELS) or token
+    return re.sub(r"(.)\1+", r"\1", stripped)
+
+
+def name_tokens(text: str) -> list[str]:
+    """The significant tokens of a name, in transliteration-tolerant form.
+
+    Apostrophes inside words are removed (Kata'ib -> kataib), hyphens split
+    (al-Ameri -> al ameri), particles are ignored, and Latin-script tokens are
+    reduced to their consonant skeleton.
+    """
+    folded = normalize(text).replace("'", "")
+    tokens = []
+    for token in _TOKEN.findall(folded):
+        if token in _PARTICLES:
+            continue
+        if token.isascii():
+            # A plural is the same name for this purpose ("ministers" / "minister").
+            tokens.append(_skeleton(token[:-1] if len(token) >= 6 and token.endswith("s") else token))
+        else:
+            tokens.append(token)
+    return tokens
