@@ -44,7 +44,16 @@ def test_extract_writes_one_line_per_seed(replay: Replay, tmp_path: Path) -> Non
         assert line["records"] == seed_answer(line["id"]).model_dump(mode="json")
         assert line["usage"] == {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
         assert (line["attempts"], line["requests"]) == (1, 1)
-    assert "5 articles: 5 ok, 0 failed" in result.stderr
+        # Every record's evidence located in the article, by character span.
+        article = (ROOT / "seeds" / f"{line['id']}.txt").read_text(encoding="utf-8")
+        grounding = line["grounding"]
+        assert grounding["grounded"] and grounding["excerpts"]["exact"] > 0
+        for record in grounding["records"]:
+            assert record["grounded"] and record["problems"] == []
+            for span in record["evidence"]:
+                assert span["status"] == "exact" and article[span["start"] : span["end"]]
+    records = sum(len(line["grounding"]["records"]) for line in lines)
+    assert f"5 articles: 5 ok, 0 failed; {records} records, 0 ungrounded" in result.stderr
 
 
 def test_a_bad_file_gets_its_own_error_line_and_the_rest_go_on(replay: Replay, tmp_path: Path) -> None:

@@ -15,11 +15,13 @@ from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 import structx
+from structx._chunking import split_into_chunks
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction
 from tests.cassettes import (
     FAULT_ARTICLE,
     RECORDING_API_KEY,
+    fabricated_answer,
     fault_scenarios,
     scripted_config,
     seed_answer,
@@ -249,3 +251,98 @@ def test_the_retry_budget_spans_the_whole_extraction() -> None:
         with pytest.raises(structx.ServerError) as caught:
             structx.extract("text", config=config)
     assert caught.value.requests == 2
+
+
+# -- grounding through the re-ask loop -----------------------------------------------
+
+
+def test_an_ungrounded_answer_is_sent_back_with_what_is_wrong(replay: Replay) -> None:
+    with replay("scripted/fault_ungrounded_then_grounded.yaml") as cassette:
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
+        second = _bodies(cassette)[1]
+    assert result.value == seed_answer(FAULT_ARTICLE)
+    assert (result.attempts, result.requests) == (2, 2)
+    assert result.grounding.grounded
+    feedback = second["messages"][-1]["content"]
+    assert "visits[0]: evidence 1 " in feedback and "differs from the article, which says" in feedback
+    assert "militia_stances[0]: militia 'Saraya Awliya al-Dam' does not occur in the article" in feedback
+
+
+def _never_grounded(policy: str) -> structx.Result[ArticleExtraction]:
+    return structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config(grounding=policy))
+
+
+def test_when_reasks_are_spent_ungrounded_records_are_kept_and_flagged(replay: Replay) -> None:
+    with replay("scripted/fault_never_grounded.yaml"):
+        result = _never_grounded("keep")
+    assert result.attempts == 3
+    assert result.value == fabricated_answer()
+    flagged = {r.path: r for r in result.grounding.records if not r.grounded}
+    assert set(flagged) == {"visits[0]", "militia_stances[0]"}
+    visit_span = flagged["visits[0]"].evidence[0]
+    assert visit_span.status is structx.AlignmentStatus.FUZZY and 80 <= visit_span.score < 100
+    assert flagged["militia_stances[0]"].problems == ["militia 'Saraya Awliya al-Dam' does not occur in the article"]
+    assert not any(r.dropped for r in result.grounding.records)
+
+
+def test_the_drop_policy_removes_them_and_says_so(replay: Replay) -> None:
+    with replay("scripted/fault_never_grounded.yaml"):
+        result = _never_grounded("drop")
+    fabricated = fabricated_answer()
+    assert result.value.visits == []
+    assert result.value.militia_stances == fabricated.militia_stances[1:]
+    assert result.value.meetings == fabricated.meetings
+    dropped = [r.path for r in result.grounding.records if r.dropped]
+    assert sorted(dropped) == ["militia_stances[0]", "visits[0]"]
+
+
+def test_the_fail_policy_fails_the_article(replay: Replay) -> None:
+    with replay("scripted/fault_never_grounded.yaml"), pytest.raises(structx.GroundingFailed) as caught:
+        _never_grounded("fail")
+    assert (caught.value.attempts, caught.value.requests) == (3, 3)
+    assert caught.value.grounding is not None and not caught.value.grounding.grounded
+    assert "does not occur in the article" in str(caught.value)
+
+
+# -- long articles ------------------------------------------------------------------------
+
+
+def _records_within(answer: ArticleExtraction, text: str, **scalars: object) -> ArticleExtraction:
+    """The records of ``answer`` whose evidence and quotes all lie in ``text``."""
+
+    def inside(record: Any) -> bool:
+        quotes = [q for q in (getattr(record, "quote", None),) if q]
+        return all(part in text for part in [*record.evidence, *quotes])
+
+    lists = {
+        name: [r for r in getattr(answer, name) if inside(r)]
+        for name in ("visits", "meetings", "militia_stances", "quoted_sources")
+    }
+    return answer.model_copy(update={**lists, **scalars})
+
+
+def test_a_long_article_is_extracted_in_chunks_and_merged() -> None:
+    article = seed_article("002_d04feccafa46ccf3")
+    gold = seed_answer("002_d04feccafa46ccf3")
+    (offset_1, chunk_1), (offset_2, chunk_2) = split_into_chunks(article.text, 4000, 800)
+    assert offset_1 == 0 and 0 < offset_2 < len(chunk_1)  # the chunks overlap
+    first = _records_within(gold, chunk_1)
+    second = _records_within(gold, chunk_2, title="a title only the second chunk gives")
+    shared = [r for r in first.quoted_sources if r in second.quoted_sources]
+    assert shared, "the overlap should hold at least one record both chunks return"
+    with ScriptedServer([Reply.answer(first), Reply.answer(second)]) as server:
+        config = scripted_config(base_url=server.base_url, chunk_chars=4000, chunk_overlap=800)
+        result = structx.extract(article, config=config)
+        sent = [request.body["messages"][1]["content"] for request in server.requests]
+    assert (result.chunks, result.requests, result.attempts) == (2, 2, 2)
+    assert chunk_1 in sent[0] and chunk_2 in sent[1]
+    # Records from both chunks, each once; scalar fields from the first chunk that sets them.
+    for name in ("visits", "meetings", "militia_stances", "quoted_sources"):
+        expected = getattr(first, name) + [r for r in getattr(second, name) if r not in getattr(first, name)]
+        assert getattr(result.value, name) == expected
+    assert result.value.title == "a title only the second chunk gives"
+    # Offsets index the whole article, not the chunk.
+    assert result.grounding.grounded
+    for record in result.grounding.records:
+        for span in record.evidence:
+            assert article.text[span.start : span.end] == span.text.strip()  # type: ignore[misc]

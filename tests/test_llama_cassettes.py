@@ -55,6 +55,7 @@ def test_seed_replays_as_the_real_server_answered(replay: Replay, stem: str) -> 
         assert isinstance(outcome, structx.Result)
         expected = ArticleExtraction.model_validate(json.loads(last["message"]["content"], strict=False))
         assert outcome.value == expected
+        assert outcome.grounding == structx.ground(expected, seed_article(stem).text)
     assert (outcome.requests, outcome.attempts, outcome.usage) == (
         len(recorded),
         len(recorded),

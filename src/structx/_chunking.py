@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from structx._grounding import NAME, marked_values
 from structx._text import normalize
 
 __all__ = ["merge_answers", "split_into_chunks"]
@@ -53,8 +54,8 @@ def merge_answers(answers: list[ModelT], schema: type[ModelT]) -> ModelT:
     """One answer from the answers of each chunk.
 
     List fields are concatenated, dropping records that two chunks both
-    extracted (same type and same evidence, or identical content); any other
-    field takes the first chunk's value that is set.
+    extracted (same type, evidence and names, or identical content); any
+    other field takes the first chunk's value that is set.
     """
     if len(answers) == 1:
         return answers[0]
@@ -83,9 +84,15 @@ def _dump(value: Any) -> Any:
 
 
 def _identity(item: Any) -> Any:
+    """Two chunks' records are one when they have the same type, evidence and names.
+
+    Content beyond that may differ between two readings of the same passage;
+    two records that share evidence but name different people stay apart.
+    """
     if isinstance(item, BaseModel):
         evidence = getattr(item, "evidence", None)
         if isinstance(evidence, list) and evidence:
-            return type(item).__name__, frozenset(normalize(e) for e in evidence)
+            names = frozenset(normalize(value) for _, kind, value in marked_values(item) if kind == NAME)
+            return type(item).__name__, frozenset(normalize(e) for e in evidence), names
         return type(item).__name__, item.model_dump_json()
     return repr(item)

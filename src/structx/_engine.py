@@ -85,7 +85,7 @@ class Engine:
         answers = []
         for chunk in self._chunks(article):
             try:
-                answers.append(patched(**self._request(chunk, schema, tally)))
+                answers.append(patched(**self._request(chunk, schema, tally, article.text)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
                 self._raise_failure(exc, tally)
         return self._result(answers, schema, article, tally, started)
@@ -102,7 +102,7 @@ class Engine:
         answers = []
         for chunk in self._chunks(article):
             try:
-                answers.append(await patched(**self._request(chunk, schema, tally)))
+                answers.append(await patched(**self._request(chunk, schema, tally, article.text)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
                 self._raise_failure(exc, tally)
         return self._result(answers, schema, article, tally, started)
@@ -118,18 +118,17 @@ class Engine:
         pieces = split_into_chunks(article.text, config.chunk_chars, config.chunk_overlap)
         return [Article(text=text, id=f"{article.id}@{offset}") for offset, text in pieces]
 
-    def _request(self, article: Article, schema: type[BaseModel], tally: CallTally) -> dict[str, Any]:
+    def _request(self, chunk: Article, schema: type[BaseModel], tally: CallTally, article_text: str) -> dict[str, Any]:
+        """The request for one chunk (the whole article, mostly); grounding checks the whole article."""
         config = self._config
         # No validation ``context``: with one, instructor renders the messages
         # as Jinja templates, and article text must reach the model verbatim.
         request: dict[str, Any] = {
-            "response_model": _with_grounding_check(schema, article.text, tally, config.max_reasks),
+            "response_model": _with_grounding_check(schema, article_text, tally, config.max_reasks),
             "max_retries": config.max_reasks,
             "strict": False,
             "model": self._endpoint.model,
-            "messages": build_messages(
-                article, schema, include_schema=self._endpoint.mode is not StructuredOutput.TOOLS
-            ),
+            "messages": build_messages(chunk, schema, include_schema=self._endpoint.mode is not StructuredOutput.TOOLS),
             "temperature": config.temperature,
         }
         if config.max_tokens is not None:

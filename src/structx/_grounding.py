@@ -29,7 +29,7 @@ from rapidfuzz import fuzz
 from structx._models import AlignmentStatus, EvidenceSpan, GroundingReport, RecordGrounding
 from structx._text import NormalizedText, name_tokens, normalize
 
-__all__ = ["NAME", "VERBATIM", "Aligner", "drop_ungrounded", "ground", "iter_records"]
+__all__ = ["NAME", "VERBATIM", "Aligner", "drop_ungrounded", "ground", "iter_records", "marked_values"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -151,7 +151,7 @@ def ground(value: BaseModel, article: str) -> GroundingReport:
                 )
             elif span.status is AlignmentStatus.NOT_FOUND:
                 result.problems.append(f"evidence {number} {_quote(span.text)} is not in the article")
-        for field_path, kind, text in _marked_values(record):
+        for field_path, kind, text in marked_values(record):
             if kind == NAME and not aligner.contains_name(text, evidence):
                 result.problems.append(f"{field_path} {_quote(text)} does not occur in the article")
             elif kind == VERBATIM and not aligner.contains_verbatim(text):
@@ -181,7 +181,7 @@ def _is_record(model: BaseModel) -> bool:
     return "evidence" in type(model).model_fields and isinstance(evidence, list)
 
 
-def _marked_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str, str]]:
+def marked_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str, str]]:
     """(field path, marker, value) for every marked string in a record, nested models included.
 
     Nested records are grounded on their own and skipped here.
@@ -196,7 +196,7 @@ def _marked_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, st
             if marker is not None and isinstance(item, str) and item.strip():
                 yield item_path, marker, item
             elif isinstance(item, BaseModel) and not _is_record(item):
-                yield from _marked_values(item, f"{item_path}.")
+                yield from marked_values(item, f"{item_path}.")
 
 
 def _marker(metadata: list[Any], annotation: Any) -> str | None:

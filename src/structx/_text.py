@@ -16,7 +16,8 @@ __all__ = ["NormalizedText", "name_tokens", "normalize"]
 
 _QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ", "'") | dict.fromkeys('"“”„‟″«»', '"')
 _DASHES = dict.fromkeys("-‐‑‒–—―−﹘﹣－", "-")
-_DROPPED = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u0640")  # zero-width, soft hyphen, tatweel
+# Zero-width characters, soft hyphen, Arabic tatweel, and the transliteration marks for ayn and hamza.
+_DROPPED = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u0640\u02be\u02bf")
 
 
 @lru_cache(maxsize=4096)
