@@ -138,3 +138,10 @@ def test_every_gold_record_is_grounded_with_exact_spans(stem: str) -> None:
         for span in record.evidence:
             assert span.status is Status.EXACT
             assert text[span.start : span.end] == span.text.strip()  # type: ignore[misc]
+
+
+def test_excerpts_must_be_whole_words_and_long_enough_to_place() -> None:
+    assert _align("x").status is Status.NOT_FOUND  # a letter occurs everywhere, as a word nowhere
+    partial = _align("aani met Kata’ib Hezbollah’s lead")
+    assert partial.status is Status.FUZZY and not partial.supports
+    assert _align("Qaani").status is Status.EXACT

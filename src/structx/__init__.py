@@ -36,6 +36,7 @@ from structx._errors import (
     UsageError,
     ValidationFailed,
 )
+from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, load_predictions
 from structx._grounding import Aligner, ground
 from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
 from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
@@ -59,6 +60,7 @@ __all__ = [
     "Endpoint",
     "EndpointTimeout",
     "EndpointUnreachable",
+    "EvaluationReport",
     "EvidenceSpan",
     "ExtractionError",
     "GroundingFailed",
@@ -74,6 +76,7 @@ __all__ = [
     "RequestRejected",
     "Result",
     "SchemaError",
+    "Score",
     "ServerError",
     "StructuredOutput",
     "StructxError",
@@ -84,10 +87,13 @@ __all__ = [
     "ValidationFailed",
     "__version__",
     "aextract",
+    "evaluate",
     "extract",
     "extract_files",
     "ground",
     "iter_article_files",
+    "load_gold",
+    "load_predictions",
     "load_schema",
     "read_article",
 ]

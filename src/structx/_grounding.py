@@ -38,6 +38,8 @@ VERBATIM = "grounding:verbatim"
 
 #: A fuzzy match scores at least this (rapidfuzz partial ratio, 0-100) to be reported as ``fuzzy``.
 FUZZY_MIN_SCORE = 80.0
+#: Excerpts shorter than this (normalized) are found exactly or not at all.
+FUZZY_MIN_LENGTH = 10
 _NAME_PARTS = re.compile(r"[()/;,]")
 #: Names may have up to this many tokens between their parts ("Ismail" in "General Ismail Qaani").
 _NAME_GAP = 2
@@ -74,6 +76,8 @@ class Aligner:
         if found is not None:
             begin, end = normalized.original_span(found, found + len(needle_norm))
             return EvidenceSpan(excerpt, begin, end, AlignmentStatus.NORMALIZED, 100.0)
+        if len(needle_norm) < FUZZY_MIN_LENGTH:  # too short to say what it is close to
+            return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
         match = fuzz.partial_ratio_alignment(needle_norm, normalized.text, score_cutoff=FUZZY_MIN_SCORE)
         if match is not None and match.dest_end > match.dest_start:
             begin, end = normalized.original_span(match.dest_start, match.dest_end)
@@ -107,13 +111,28 @@ class Aligner:
 
 
 def _find_successive(haystack: str, needle: str, next_start: dict[str, int]) -> int | None:
-    start = haystack.find(needle, next_start.get(needle, 0))
-    if start < 0 and next_start.get(needle, 0) > 0:
-        start = haystack.find(needle)  # more repeats than occurrences: reuse the first
-    if start < 0:
+    start = _find_whole_words(haystack, needle, next_start.get(needle, 0))
+    if start is None and next_start.get(needle, 0) > 0:
+        start = _find_whole_words(haystack, needle, 0)  # more repeats than occurrences: reuse the first
+    if start is None:
         return None
     next_start[needle] = start + len(needle)
     return start
+
+
+def _find_whole_words(haystack: str, needle: str, start: int) -> int | None:
+    """The first occurrence from ``start`` that neither begins nor ends inside a word.
+
+    "x" is in almost any article, but not as a word of its own.
+    """
+    while (found := haystack.find(needle, start)) >= 0:
+        end = found + len(needle)
+        cuts_before = found > 0 and haystack[found - 1].isalnum() and needle[0].isalnum()
+        cuts_after = end < len(haystack) and haystack[end].isalnum() and needle[-1].isalnum()
+        if not cuts_before and not cuts_after:
+            return found
+        start = found + 1
+    return None
 
 
 def _tokens_in_order(wanted: list[str], tokens: list[str]) -> bool:

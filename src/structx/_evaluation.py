@@ -1,0 +1,359 @@
+"""Scoring predictions against gold answers: precision, recall and F1 per record type and key field.
+
+Matching rules (the same for every run, so figures compare):
+
+* **records** of one type in one article are paired greedily, best agreement
+  first; a prediction pairs with a gold record when the type's *match rule*
+  holds (below). Unpaired predictions are false positives, unpaired gold
+  records false negatives.
+* **names** match when the transliteration-tolerant tokens of one (the same
+  tokens grounding uses: Qaani = Qani, Kataib Hezbollah = Kata'ib Hizbullah)
+  are contained in the other's ("Qaani" matches "Esmail Qaani").
+* **dates** match at the precision the gold gives: ISO start (and end, when
+  the gold has one) must be equal; a gold date with no ISO form is compared
+  as free text.
+* **free text** matches when rapidfuzz's ``token_set_ratio`` of the
+  normalized strings is at least ``TEXT_THRESHOLD`` (80 of 100).
+* **participant lists** match when at least half of the union is matched by name
+  (Jaccard >= 0.5).
+
+Match rules: a visit by its visitor; a meeting by its participants; a
+militia stance by militia and topic; a quoted source by the speaker's name
+and the quote.
+
+A key field counts toward precision when the prediction sets it, toward
+recall when the gold sets it, and is correct when both set it in a paired
+record and the values match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from structx._errors import InputError
+from structx._text import name_tokens, normalize
+from structx_schemas import ArticleExtraction
+
+__all__ = ["TEXT_THRESHOLD", "EvaluationReport", "Score", "evaluate", "load_gold", "load_predictions"]
+
+TEXT_THRESHOLD = 80.0
+PARTICIPANT_JACCARD = 0.5
+
+
+@dataclass(slots=True)
+class Score:
+    """True positives, false positives and false negatives, and what follows from them."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def precision(self) -> float:
+        predicted = self.tp + self.fp
+        return self.tp / predicted if predicted else (1.0 if self.fn == 0 else 0.0)
+
+    @property
+    def recall(self) -> float:
+        expected = self.tp + self.fn
+        return self.tp / expected if expected else (1.0 if self.fp == 0 else 0.0)
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def add(self, other: Score) -> None:
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+        }
+
+
+# -- value comparison --------------------------------------------------------------
+
+
+def names_match(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    ta, tb = name_tokens(a), name_tokens(b)
+    if not ta or not tb:
+        return normalize(a) == normalize(b)
+    small, large = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+    return all(token in large for token in small)
+
+
+def texts_match(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    return fuzz.token_set_ratio(normalize(a), normalize(b)) >= TEXT_THRESHOLD
+
+
+def dates_match(predicted: Any, gold: Any) -> bool:
+    if predicted is None or gold is None:
+        return False
+    if gold.start is not None:
+        return bool(predicted.start == gold.start and (gold.end is None or predicted.end == gold.end))
+    return texts_match(predicted.text, gold.text)
+
+
+def participants_match(predicted: list[Any], gold: list[Any]) -> bool:
+    if not predicted or not gold:
+        return False
+    unmatched = list(gold)
+    matched = 0
+    for person in predicted:
+        for candidate in unmatched:
+            if names_match(person.name, candidate.name):
+                unmatched.remove(candidate)
+                matched += 1
+                break
+    union = len(predicted) + len(gold) - matched
+    return matched / union >= PARTICIPANT_JACCARD
+
+
+def _place(visit: Any) -> tuple[str | None, str | None]:
+    return visit.city, visit.country
+
+
+def places_match(predicted: tuple[str | None, str | None], gold: tuple[str | None, str | None]) -> bool:
+    if gold[0]:
+        return names_match(predicted[0], gold[0])
+    return names_match(predicted[1], gold[1])
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a is not None and a == b
+
+
+@dataclass(frozen=True)
+class KeyField:
+    get: Callable[[Any], Any]
+    same: Callable[[Any, Any], bool]
+
+    def present(self, record: Any) -> bool:
+        value = self.get(record)
+        if isinstance(value, tuple):
+            return any(value)
+        return value not in (None, "", [])
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    fields: dict[str, KeyField]
+    match: Callable[[Any, Any], bool]
+
+
+TARGETS: dict[str, TargetRules] = {
+    "visits": TargetRules(
+        fields={
+            "who": KeyField(lambda r: r.visitor, names_match),
+            "where": KeyField(_place, places_match),
+            "when": KeyField(lambda r: r.when, dates_match),
+        },
+        match=lambda p, g: names_match(p.visitor, g.visitor),
+    ),
+    "meetings": TargetRules(
+        fields={
+            "who": KeyField(lambda r: r.participants, participants_match),
+            "where": KeyField(lambda r: r.place, names_match),
+            "when": KeyField(lambda r: r.when, dates_match),
+        },
+        match=lambda p, g: participants_match(p.participants, g.participants),
+    ),
+    "militia_stances": TargetRules(
+        fields={
+            "militia": KeyField(lambda r: r.militia, names_match),
+            "topic": KeyField(lambda r: r.topic, _equal),
+            "position": KeyField(lambda r: r.position, _equal),
+            "speaker": KeyField(lambda r: r.speaker, names_match),
+        },
+        match=lambda p, g: names_match(p.militia, g.militia) and p.topic == g.topic,
+    ),
+    "quoted_sources": TargetRules(
+        fields={
+            "speaker": KeyField(lambda r: r.name, names_match),
+            "quote": KeyField(lambda r: r.quote, texts_match),
+            "outlet": KeyField(lambda r: r.outlet, names_match),
+        },
+        match=lambda p, g: names_match(p.name, g.name) and texts_match(p.quote, g.quote),
+    ),
+}
+
+
+# -- scoring --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TargetScore:
+    records: Score = field(default_factory=Score)
+    fields: dict[str, Score] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EvaluationReport:
+    targets: dict[str, TargetScore] = field(default_factory=dict)
+    articles_scored: int = 0
+    articles_failed: list[str] = field(default_factory=list)
+    articles_missing: list[str] = field(default_factory=list)
+    predictions_without_gold: list[str] = field(default_factory=list)
+    excerpts: dict[str, int] = field(default_factory=dict)
+    records_grounded: int = 0
+    records_checked: int = 0
+
+    @property
+    def overall(self) -> Score:
+        total = Score()
+        for target in self.targets.values():
+            total.add(target.records)
+        return total
+
+    def grounding_rates(self) -> dict[str, float]:
+        total = sum(self.excerpts.values())
+        return {status: (count / total if total else 0.0) for status, count in self.excerpts.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "articles": {
+                "scored": self.articles_scored,
+                "failed": self.articles_failed,
+                "missing_predictions": self.articles_missing,
+                "predictions_without_gold": self.predictions_without_gold,
+            },
+            "overall": self.overall.to_dict(),
+            "targets": {
+                name: {
+                    "records": target.records.to_dict(),
+                    "fields": {key: score.to_dict() for key, score in target.fields.items()},
+                }
+                for name, target in self.targets.items()
+            },
+            "grounding": {
+                "excerpts": self.excerpts,
+                "rates": {k: round(v, 4) for k, v in self.grounding_rates().items()},
+                "records_grounded": self.records_grounded,
+                "records_checked": self.records_checked,
+            },
+            "rules": {"text_threshold": TEXT_THRESHOLD, "participant_jaccard": PARTICIPANT_JACCARD},
+        }
+
+
+def score_article(predicted: ArticleExtraction | None, gold: ArticleExtraction, report: EvaluationReport) -> None:
+    for name, rules in TARGETS.items():
+        target = report.targets.setdefault(name, TargetScore(fields={key: Score() for key in rules.fields}))
+        gold_records = list(getattr(gold, name))
+        predicted_records = list(getattr(predicted, name)) if predicted is not None else []
+        pairs = _pair(predicted_records, gold_records, rules)
+        target.records.tp += len(pairs)
+        target.records.fp += len(predicted_records) - len(pairs)
+        target.records.fn += len(gold_records) - len(pairs)
+        for key, key_field in rules.fields.items():
+            score = target.fields[key]
+            correct = sum(
+                1
+                for p, g in pairs
+                if key_field.present(p) and key_field.present(g) and key_field.same(key_field.get(p), key_field.get(g))
+            )
+            score.tp += correct
+            score.fp += sum(key_field.present(p) for p in predicted_records) - correct
+            score.fn += sum(key_field.present(g) for g in gold_records) - correct
+
+
+def _pair(predicted: list[Any], gold: list[Any], rules: TargetRules) -> list[tuple[Any, Any]]:
+    """Greedy one-to-one pairing, the pairs agreeing on most key fields first."""
+    candidates = []
+    for i, p in enumerate(predicted):
+        for j, g in enumerate(gold):
+            if rules.match(p, g):
+                agreement = sum(
+                    f.present(p) and f.present(g) and f.same(f.get(p), f.get(g)) for f in rules.fields.values()
+                )
+                candidates.append((-agreement, i, j))
+    taken_p: set[int] = set()
+    taken_g: set[int] = set()
+    pairs = []
+    for _, i, j in sorted(candidates):
+        if i not in taken_p and j not in taken_g:
+            taken_p.add(i)
+            taken_g.add(j)
+            pairs.append((predicted[i], gold[j]))
+    return pairs
+
+
+def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtraction]) -> EvaluationReport:
+    """Score prediction lines (as ``structx extract`` writes them) against gold answers by article id."""
+    report = EvaluationReport(excerpts={"exact": 0, "normalized": 0, "fuzzy": 0, "not_found": 0})
+    seen: set[str] = set()
+    for line in predictions:
+        article_id = str(line.get("id"))
+        if article_id not in gold:
+            report.predictions_without_gold.append(article_id)
+            continue
+        seen.add(article_id)
+        report.articles_scored += 1
+        predicted: ArticleExtraction | None = None
+        if line.get("status") == "ok":
+            predicted = ArticleExtraction.model_validate(line["records"])
+            grounding = line.get("grounding") or {}
+            for status, count in (grounding.get("excerpts") or {}).items():
+                report.excerpts[status] = report.excerpts.get(status, 0) + int(count)
+            records = grounding.get("records") or []
+            report.records_checked += len(records)
+            report.records_grounded += sum(bool(r.get("grounded")) for r in records)
+        else:
+            report.articles_failed.append(article_id)
+        score_article(predicted, gold[article_id], report)
+    for article_id in sorted(set(gold) - seen):
+        report.articles_missing.append(article_id)
+        score_article(None, gold[article_id], report)
+    return report
+
+
+def load_gold(directory: Path) -> dict[str, ArticleExtraction]:
+    """``<article id>.json`` files, each an ArticleExtraction."""
+    if not directory.is_dir():
+        raise InputError("gold directory does not exist", path=directory)
+    gold = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            gold[path.stem] = ArticleExtraction.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(f"not a valid gold answer: {exc}", path=path) from None
+    if not gold:
+        raise InputError("no gold answers (*.json) in the directory", path=directory)
+    return gold
+
+
+def load_predictions(path: Path) -> list[dict[str, Any]]:
+    """The lines of a ``structx extract`` output file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    lines = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"line {number} is not JSON ({exc.msg})", path=path) from None
+        if not isinstance(line, dict) or "id" not in line or "status" not in line:
+            raise InputError(f"line {number} is not a structx result line (needs id and status)", path=path)
+        lines.append(line)
+    return lines

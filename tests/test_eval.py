@@ -1,0 +1,157 @@
+"""The scorer: gold against itself is perfect, and each change moves exactly the figures it should."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import structx
+from structx._cli import app
+from structx_schemas import ArticleExtraction, QuotedSource
+from tests.cassettes import GOLD, seed_article, seed_paths
+
+STEMS = [path.stem for path in seed_paths()]
+
+
+def _line(stem: str, answer: ArticleExtraction) -> dict[str, Any]:
+    grounding = structx.ground(answer, seed_article(stem).text).to_dict()
+    return {"id": stem, "status": "ok", "records": answer.model_dump(mode="json"), "grounding": grounding}
+
+
+def _gold() -> dict[str, ArticleExtraction]:
+    return structx.load_gold(GOLD)
+
+
+def _score(changes: dict[str, ArticleExtraction] | None = None) -> structx.EvaluationReport:
+    gold = _gold()
+    answers = {**gold, **(changes or {})}
+    return structx.evaluate([_line(stem, answers[stem]) for stem in STEMS], gold)
+
+
+def _totals(gold: dict[str, ArticleExtraction], name: str) -> int:
+    return sum(len(getattr(answer, name)) for answer in gold.values())
+
+
+def test_gold_scored_against_itself_is_perfect_everywhere() -> None:
+    report = _score()
+    assert report.articles_scored == 5
+    for name, target in report.targets.items():
+        assert (target.records.precision, target.records.recall, target.records.f1) == (1.0, 1.0, 1.0), name
+        assert target.records.tp == _totals(_gold(), name)
+        for key, score in target.fields.items():
+            assert (score.precision, score.recall) == (1.0, 1.0), (name, key)
+    assert report.overall.f1 == 1.0
+    assert report.grounding_rates()["exact"] == 1.0
+    assert report.records_grounded == report.records_checked == 51
+
+
+def test_a_removed_record_lowers_recall_of_its_type_only() -> None:
+    gold = _gold()
+    stem = "002_d04feccafa46ccf3"
+    changed = gold[stem].model_copy(update={"visits": gold[stem].visits[1:]})
+    report = _score({stem: changed})
+    n = _totals(gold, "visits")
+    visits = report.targets["visits"]
+    assert (visits.records.tp, visits.records.fp, visits.records.fn) == (n - 1, 0, 1)
+    assert visits.records.recall == pytest.approx((n - 1) / n) and visits.records.precision == 1.0
+    assert visits.fields["who"].recall == pytest.approx((n - 1) / n)
+    for name in ("meetings", "militia_stances", "quoted_sources"):
+        assert report.targets[name].records.f1 == 1.0
+
+
+def test_a_changed_field_lowers_that_field_only() -> None:
+    gold = _gold()
+    stem = "000_57f720f08a0b9acd"
+    stance = gold[stem].militia_stances[0]
+    flipped = "supports" if stance.position.value != "supports" else "opposes"
+    changed_stance = stance.model_copy(update={"position": structx_position(flipped)})
+    changed = gold[stem].model_copy(update={"militia_stances": [changed_stance, *gold[stem].militia_stances[1:]]})
+    report = _score({stem: changed})
+    stances = report.targets["militia_stances"]
+    n = _totals(gold, "militia_stances")
+    assert stances.records.f1 == 1.0  # still paired: the match rule is militia and topic
+    assert (stances.fields["position"].tp, stances.fields["position"].fp, stances.fields["position"].fn) == (
+        n - 1,
+        1,
+        1,
+    )
+    assert stances.fields["position"].precision == pytest.approx((n - 1) / n)
+    for key in ("militia", "topic", "speaker"):
+        assert stances.fields[key].f1 == 1.0
+
+
+def structx_position(value: str) -> Any:
+    from structx_schemas import Position
+
+    return Position(value)
+
+
+def test_a_fabricated_record_lowers_precision_of_its_type_only() -> None:
+    gold = _gold()
+    stem = "003_9beb4a1d95a1dd03"
+    invented = QuotedSource(
+        name="Hamid al-Rubaie", role="analyst", quote="The militias will leave Iraq by spring.", evidence=["x"]
+    )
+    changed = gold[stem].model_copy(update={"quoted_sources": [*gold[stem].quoted_sources, invented]})
+    report = _score({stem: changed})
+    sources = report.targets["quoted_sources"]
+    n = _totals(gold, "quoted_sources")
+    assert (sources.records.tp, sources.records.fp, sources.records.fn) == (n, 1, 0)
+    assert sources.records.precision == pytest.approx(n / (n + 1)) and sources.records.recall == 1.0
+    assert report.excerpts["not_found"] == 1
+    assert report.records_grounded == 51 and report.records_checked == 52
+
+
+def test_transliterations_and_partial_names_still_pair() -> None:
+    gold = _gold()
+    stem = "000_57f720f08a0b9acd"
+    visit = gold[stem].visits[0]
+    renamed = visit.model_copy(update={"visitor": visit.visitor.replace("Qaani", "Qani")})
+    report = _score({stem: gold[stem].model_copy(update={"visits": [renamed]})})
+    assert report.targets["visits"].records.f1 == 1.0
+
+
+def test_failed_and_missing_articles_count_as_missed() -> None:
+    gold = _gold()
+    lines = [_line(stem, gold[stem]) for stem in STEMS[2:]]
+    lines.append({"id": STEMS[1], "status": "error", "error": {"type": "TruncatedOutput", "message": "..."}})
+    lines.append({"id": "not-in-gold", "status": "ok", "records": {}})
+    report = structx.evaluate(lines, gold)
+    assert report.articles_failed == [STEMS[1]] and report.articles_missing == [STEMS[0]]
+    assert report.predictions_without_gold == ["not-in-gold"]
+    missed = sum(
+        len(getattr(gold[s], name))
+        for s in STEMS[:2]
+        for name in ("visits", "meetings", "militia_stances", "quoted_sources")
+    )
+    assert report.overall.fn == missed and report.overall.fp == 0
+
+
+def test_the_eval_command_prints_a_table_and_writes_json(tmp_path: Path) -> None:
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("\n".join(json.dumps(_line(s, _gold()[s])) for s in STEMS) + "\n", encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["eval", str(predictions), "--gold", str(GOLD), "--json", str(report_path)])
+    assert result.exit_code == 0, result.output
+    for label in ("visits", "meetings", "militia_stances", "quoted_sources", "who", "where", "when", "topic"):
+        assert label in result.stdout
+    excerpts = sum(len(r.evidence) for s in STEMS for _, r in structx._grounding.iter_records(_gold()[s]))
+    assert f"grounding: exact {excerpts} (100.0%)" in result.stdout.replace("\n", " ")
+    data = json.loads(report_path.read_text(encoding="utf-8"))
+    assert data["overall"] == {"tp": 51, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert data["rules"]["text_threshold"] == structx._evaluation.TEXT_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("not json\n", "line 1 is not JSON"), ('{"a": 1}\n', "line 1 is not a structx result line")],
+)
+def test_bad_prediction_files_are_usage_errors(tmp_path: Path, content: str, message: str) -> None:
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(predictions), "--gold", str(GOLD)])
+    assert result.exit_code == 2 and message in result.stderr
