@@ -131,8 +131,9 @@ Two sources:
   reasons) and what a 135M model really answers.
 - **Scripted** (`scripted/`): structx's own test double,
   `structx.testing.ScriptedServer`, on loopback, playing fixed replies:
-  hand-written answers about the seeds and the fault cases (429 with
-  Retry-After, 5xx, 4xx, truncation, refusal, invalid JSON then valid).
+  the gold answers about the seeds (`eval/gold/`), the fault cases (429 with
+  Retry-After, 5xx, 4xx, truncation, refusal, invalid JSON then valid) and the
+  grounding cases (an altered excerpt and an invented name, re-asked).
   These are labelled scripted: no model produced them.
 
 Secrets are scrubbed before a cassette is written (Authorization, api-key,

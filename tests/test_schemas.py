@@ -55,7 +55,7 @@ def test_a_schema_file_that_fails_to_import(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
-def test_hand_written_answers_validate_and_quote_the_article(stem: str) -> None:
+def test_gold_answers_validate_and_quote_the_article(stem: str) -> None:
     answer = seed_answer(stem)
     text = (ROOT / "seeds" / f"{stem}.txt").read_text(encoding="utf-8")
     records: list[BaseModel] = [

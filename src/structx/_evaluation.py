@@ -23,7 +23,8 @@ and the quote.
 
 A key field counts toward precision when the prediction sets it, toward
 recall when the gold sets it, and is correct when both set it in a paired
-record and the values match.
+record and the values match. With nothing predicted, precision is 0 when the
+gold has records (1 when neither has any); likewise for recall.
 """
 
 from __future__ import annotations
