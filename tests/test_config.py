@@ -36,6 +36,8 @@ def test_the_key_never_shows_in_repr() -> None:
         ({"timeout": 0}, "timeout must be positive"),
         ({"max_retries": -1}, "max_retries must be zero or more"),
         ({"max_tokens": 0}, "max_tokens must be positive"),
+        ({"chunk_chars": 100}, "chunk_chars must be at least 200"),
+        ({"chunk_chars": 1500, "chunk_overlap": 1000}, "chunk_overlap must be"),
         ({"structured_output": "xml"}, "structured_output 'xml' is not one of: auto, tools"),
     ],
 )

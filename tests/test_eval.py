@@ -155,3 +155,43 @@ def test_bad_prediction_files_are_usage_errors(tmp_path: Path, content: str, mes
     predictions.write_text(content, encoding="utf-8")
     result = CliRunner().invoke(app, ["eval", str(predictions), "--gold", str(GOLD)])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_a_duplicated_prediction_line_is_scored_once() -> None:
+    gold = _gold()
+    lines = [_line(stem, gold[stem]) for stem in STEMS]
+    report = structx.evaluate([*lines, lines[0]], gold)
+    assert report.duplicate_predictions == [STEMS[0]]
+    assert report.overall.to_dict()["tp"] == 51 and report.overall.fp == 0
+
+
+def test_pairing_finds_the_most_pairs() -> None:
+    from structx._evaluation import TARGETS, _pair
+    from structx_schemas import Visit
+
+    def visit(name: str) -> Visit:
+        return Visit(visitor=name, evidence=["x"])
+
+    # "Qaani" could pair with either gold visit; a greedy choice of the first would strand "Esmail Qaani".
+    predicted = [visit("Qaani"), visit("Ismail Qaani")]
+    gold = [visit("Ismail Qaani"), visit("Qaani Jr")]
+    assert len(_pair(predicted, gold, TARGETS["visits"])) == 2
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("The militias will disarm.", "The militias will not disarm after the elections.", False),
+        ("disarm", "The militias will not disarm after the elections.", False),
+        ("We will not take orders from Qaani.", "We will not take orders from Qaani", True),
+    ],
+)
+def test_free_text_matching(a: str, b: str, same: bool) -> None:
+    assert structx._evaluation.texts_match(a, b) is same
+
+
+def test_dates_without_iso_form_must_be_written_the_same() -> None:
+    from structx_schemas import When
+
+    assert not structx._evaluation.dates_match(When(text="June 2022"), When(text="June 2021"))
+    assert structx._evaluation.dates_match(When(text="mid-September"), When(text="Mid-September"))

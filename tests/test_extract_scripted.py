@@ -294,6 +294,10 @@ def test_the_drop_policy_removes_them_and_says_so(replay: Replay) -> None:
     assert result.value.meetings == fabricated.meetings
     dropped = [r.path for r in result.grounding.records if r.dropped]
     assert sorted(dropped) == ["militia_stances[0]", "visits[0]"]
+    # The records that remain are reported at their new places.
+    kept = [r for r in result.grounding.records if not r.dropped]
+    assert all(r.grounded for r in kept)
+    assert {r.path for r in kept} == {path for path, _ in structx._grounding.iter_records(result.value)}
 
 
 def test_the_fail_policy_fails_the_article(replay: Replay) -> None:

@@ -145,3 +145,30 @@ def test_excerpts_must_be_whole_words_and_long_enough_to_place() -> None:
     partial = _align("aani met Kata’ib Hezbollah’s lead")
     assert partial.status is Status.FUZZY and not partial.supports
     assert _align("Qaani").status is Status.EXACT
+
+
+def test_repeats_take_the_next_occurrence_whether_exact_or_normalized() -> None:
+    article = "Qaani arrived in Baghdad. Later, QAANI ARRIVED in Baghdad."
+    aligner = structx.Aligner(article)
+    first, second, third = (aligner.align("Qaani arrived in Baghdad") for _ in range(3))
+    assert (first.status, article[first.start : first.end]) == (Status.EXACT, "Qaani arrived in Baghdad")  # type: ignore[misc]
+    assert (second.status, article[second.start : second.end]) == (Status.NORMALIZED, "QAANI ARRIVED in Baghdad")  # type: ignore[misc]
+    assert third.start == first.start
+
+
+def test_numbers_are_not_folded_into_other_numbers() -> None:
+    span = _align("The strike destroyed 11", "The strike destroyed 1½ tonnes")
+    assert not span.supports
+
+
+def test_spans_keep_combining_marks_and_backticks_count_as_quotes() -> None:
+    article = "Jose\u0301 met Kata'ib Hezbollah. كتبَ الرسالة"
+    jose = _align("Jose", article)
+    assert (jose.status, article[jose.start : jose.end]) == (Status.NORMALIZED, "Jose\u0301")  # type: ignore[misc]
+    arabic = _align("كتب", article)
+    assert article[arabic.start : arabic.end] == "كتبَ"  # type: ignore[misc]
+    assert _align("Kata`ib Hezbollah", article).status is Status.NORMALIZED
+
+
+def test_a_possessive_does_not_hide_a_name() -> None:
+    assert structx.Aligner("Muqtada al-Sadr's movement won.").contains_name("Muqtada al-Sadr", evidence=[])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from enum import Enum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -54,8 +55,8 @@ def merge_answers(answers: list[ModelT], schema: type[ModelT]) -> ModelT:
     """One answer from the answers of each chunk.
 
     List fields are concatenated, dropping records that two chunks both
-    extracted (same type, evidence and names, or identical content); any
-    other field takes the first chunk's value that is set.
+    extracted (same type, evidence, names and closed choices, or identical
+    content); any other field takes the first chunk's value that is set.
     """
     if len(answers) == 1:
         return answers[0]
@@ -87,12 +88,15 @@ def _identity(item: Any) -> Any:
     """Two chunks' records are one when they have the same type, evidence and names.
 
     Content beyond that may differ between two readings of the same passage;
-    two records that share evidence but name different people stay apart.
+    two records that share evidence but name different people, or differ in a
+    closed choice such as a stance's topic, stay apart.
     """
     if isinstance(item, BaseModel):
         evidence = getattr(item, "evidence", None)
         if isinstance(evidence, list) and evidence:
             names = frozenset(normalize(value) for _, kind, value in marked_values(item) if kind == NAME)
-            return type(item).__name__, frozenset(normalize(e) for e in evidence), names
+            # Closed choices (a stance's topic, say) tell apart records that share a passage.
+            choices = tuple((key, value) for key, value in item if isinstance(value, Enum))
+            return type(item).__name__, frozenset(normalize(e) for e in evidence), names, choices
         return type(item).__name__, item.model_dump_json()
     return repr(item)

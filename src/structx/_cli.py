@@ -67,7 +67,8 @@ def extract(
         typer.Option(help="Records still ungrounded after the re-asks: keep them flagged, drop them, or fail."),
     ] = structx.GroundingPolicy.KEEP,
     chunk_chars: Annotated[
-        int, typer.Option(help="Split longer articles into overlapping chunks of this many characters.", min=1000)
+        int,
+        typer.Option(help="Split longer articles into overlapping chunks of this many characters (0: never).", min=0),
     ] = 12_000,
     max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
     timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
@@ -85,7 +86,8 @@ def extract(
             structured_output=structured_output,
             max_reasks=max_reasks,
             grounding=grounding,
-            chunk_chars=chunk_chars,
+            chunk_chars=chunk_chars or None,
+            chunk_overlap=min(1_000, chunk_chars // 4),
             max_tokens=max_tokens,
             timeout=timeout,
         )
@@ -183,6 +185,11 @@ def evaluate(
     for label, ids in (("failed", report.articles_failed), ("without a prediction", report.articles_missing)):
         if ids:
             out.print(f"articles {label} (all their gold records count as missed): {', '.join(ids)}", markup=False)
+    if report.duplicate_predictions:
+        out.print(
+            f"articles predicted more than once, first line scored: {', '.join(report.duplicate_predictions)}",
+            markup=False,
+        )
     if report.predictions_without_gold:
         out.print(f"predictions without gold, not scored: {', '.join(report.predictions_without_gold)}", markup=False)
     if json_out is not None:

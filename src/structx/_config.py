@@ -98,6 +98,8 @@ class Config:
         for name in ("max_retries", "max_reasks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
+        if self.chunk_chars is not None and self.chunk_chars < 200:
+            raise ConfigError(f"chunk_chars must be at least 200 (or None for no chunking), got {self.chunk_chars}")
         if self.chunk_chars is not None and not 0 <= self.chunk_overlap < self.chunk_chars // 2:
             raise ConfigError(
                 f"chunk_overlap must be at least 0 and under half of chunk_chars, got {self.chunk_overlap}"

@@ -202,7 +202,7 @@ class Engine:
             failure.grounding = report
             raise tally.attach(failure)
         if policy is GroundingPolicy.DROP and not report.grounded:
-            value = drop_ungrounded(value, report)
+            value, report = drop_ungrounded(value, report, article.text)
         return Result(
             value=value,
             grounding=report,

@@ -2,18 +2,22 @@
 
 Matching rules (the same for every run, so figures compare):
 
-* **records** of one type in one article are paired greedily, best agreement
-  first; a prediction pairs with a gold record when the type's *match rule*
-  holds (below). Unpaired predictions are false positives, unpaired gold
-  records false negatives.
+* **records** of one type in one article are paired one to one, as many
+  pairs as the type's *match rule* (below) allows, preferring pairs that
+  agree on more key fields. Unpaired predictions are false positives,
+  unpaired gold records false negatives. An article predicted twice is
+  scored once (the first line).
 * **names** match when the transliteration-tolerant tokens of one (the same
   tokens grounding uses: Qaani = Qani, Kataib Hezbollah = Kata'ib Hizbullah)
   are contained in the other's ("Qaani" matches "Esmail Qaani").
 * **dates** match at the precision the gold gives: ISO start (and end, when
-  the gold has one) must be equal; a gold date with no ISO form is compared
-  as free text.
-* **free text** matches when rapidfuzz's ``token_set_ratio`` of the
-  normalized strings is at least ``TEXT_THRESHOLD`` (80 of 100).
+  the gold has one) must be equal; a gold date with no ISO form must be
+  written the same, up to normalization ("June 2021" is not "June 2022").
+* **free text** (quotes) matches when rapidfuzz's ``ratio`` of the
+  normalized strings is at least ``TEXT_THRESHOLD`` (80 of 100): a quote
+  with a word changed or dropped still matches, "will disarm" does not
+  match "will not disarm" once the quotes are short, and a fragment does
+  not match a whole quote.
 * **participant lists** match when at least half of the union is matched by name
   (Jaccard >= 0.5).
 
@@ -102,7 +106,7 @@ def names_match(a: str | None, b: str | None) -> bool:
 def texts_match(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
-    return fuzz.token_set_ratio(normalize(a), normalize(b)) >= TEXT_THRESHOLD
+    return fuzz.ratio(normalize(a), normalize(b)) >= TEXT_THRESHOLD
 
 
 def dates_match(predicted: Any, gold: Any) -> bool:
@@ -110,7 +114,7 @@ def dates_match(predicted: Any, gold: Any) -> bool:
         return False
     if gold.start is not None:
         return bool(predicted.start == gold.start and (gold.end is None or predicted.end == gold.end))
-    return texts_match(predicted.text, gold.text)
+    return bool(predicted.text) and normalize(predicted.text) == normalize(gold.text)
 
 
 def participants_match(predicted: list[Any], gold: list[Any]) -> bool:
@@ -213,6 +217,7 @@ class EvaluationReport:
     articles_failed: list[str] = field(default_factory=list)
     articles_missing: list[str] = field(default_factory=list)
     predictions_without_gold: list[str] = field(default_factory=list)
+    duplicate_predictions: list[str] = field(default_factory=list)
     excerpts: dict[str, int] = field(default_factory=dict)
     records_grounded: int = 0
     records_checked: int = 0
@@ -235,6 +240,7 @@ class EvaluationReport:
                 "failed": self.articles_failed,
                 "missing_predictions": self.articles_missing,
                 "predictions_without_gold": self.predictions_without_gold,
+                "duplicate_predictions": self.duplicate_predictions,
             },
             "overall": self.overall.to_dict(),
             "targets": {
@@ -276,24 +282,30 @@ def score_article(predicted: ArticleExtraction | None, gold: ArticleExtraction, 
 
 
 def _pair(predicted: list[Any], gold: list[Any], rules: TargetRules) -> list[tuple[Any, Any]]:
-    """Greedy one-to-one pairing, the pairs agreeing on most key fields first."""
-    candidates = []
-    for i, p in enumerate(predicted):
-        for j, g in enumerate(gold):
-            if rules.match(p, g):
-                agreement = sum(
-                    f.present(p) and f.present(g) and f.same(f.get(p), f.get(g)) for f in rules.fields.values()
-                )
-                candidates.append((-agreement, i, j))
-    taken_p: set[int] = set()
-    taken_g: set[int] = set()
-    pairs = []
-    for _, i, j in sorted(candidates):
-        if i not in taken_p and j not in taken_g:
-            taken_p.add(i)
-            taken_g.add(j)
-            pairs.append((predicted[i], gold[j]))
-    return pairs
+    """A maximum one-to-one pairing (augmenting paths), trying better-agreeing pairs first."""
+    options: list[list[int]] = []
+    for p in predicted:
+        scored = [
+            (-sum(f.present(p) and f.present(g) and f.same(f.get(p), f.get(g)) for f in rules.fields.values()), j)
+            for j, g in enumerate(gold)
+            if rules.match(p, g)
+        ]
+        options.append([j for _, j in sorted(scored)])
+    owner: dict[int, int] = {}  # gold index -> predicted index
+
+    def assign(i: int, visited: set[int]) -> bool:
+        for j in options[i]:
+            if j in visited:
+                continue
+            visited.add(j)
+            if j not in owner or assign(owner[j], visited):
+                owner[j] = i
+                return True
+        return False
+
+    for i in range(len(predicted)):
+        assign(i, set())
+    return [(predicted[i], gold[j]) for j, i in sorted(owner.items(), key=lambda item: item[1])]
 
 
 def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtraction]) -> EvaluationReport:
@@ -304,6 +316,9 @@ def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtra
         article_id = str(line.get("id"))
         if article_id not in gold:
             report.predictions_without_gold.append(article_id)
+            continue
+        if article_id in seen:
+            report.duplicate_predictions.append(article_id)
             continue
         seen.add(article_id)
         report.articles_scored += 1

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 
 from structx._models import AlignmentStatus, EvidenceSpan, GroundingReport, RecordGrounding
-from structx._text import NormalizedText, name_tokens, normalize
+from structx._text import NormalizedText, is_word_continuation, name_tokens, normalize
 
 __all__ = ["NAME", "VERBATIM", "Aligner", "drop_ungrounded", "ground", "iter_records", "marked_values"]
 
@@ -51,38 +51,60 @@ class Aligner:
     def __init__(self, article: str) -> None:
         self.article = article
         self._normalized: NormalizedText | None = None
-        self._next_exact: dict[str, int] = {}
-        self._next_normalized: dict[str, int] = {}
+        # Per excerpt (normalized), where in the original text the next search starts.
+        self._resume: dict[str, int] = {}
 
     @property
     def normalized(self) -> NormalizedText:
-        # Built on first need: most excerpts are found as written.
         if self._normalized is None:
             self._normalized = NormalizedText(self.article)
         return self._normalized
 
     def align(self, excerpt: str) -> EvidenceSpan:
         needle = excerpt.strip()
-        if not needle:
-            return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
-        start = _find_successive(self.article, needle, self._next_exact)
-        if start is not None:
-            return EvidenceSpan(excerpt, start, start + len(needle), AlignmentStatus.EXACT, 100.0)
-        normalized = self.normalized
         needle_norm = normalize(needle)
         if not needle_norm:
             return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
-        found = _find_successive(normalized.text, needle_norm, self._next_normalized)
+        resume = self._resume.get(needle_norm, 0)
+        # The next occurrence, as written or normalized; only when there is
+        # none left does a repeated excerpt fall back to the first one.
+        found = self._find(needle, needle_norm, resume)
+        if found is None and resume > 0:
+            found = self._find(needle, needle_norm, 0)
         if found is not None:
-            begin, end = normalized.original_span(found, found + len(needle_norm))
-            return EvidenceSpan(excerpt, begin, end, AlignmentStatus.NORMALIZED, 100.0)
+            begin, end, status = found
+            self._resume[needle_norm] = end
+            return EvidenceSpan(excerpt, begin, end, status, 100.0)
         if len(needle_norm) < FUZZY_MIN_LENGTH:  # too short to say what it is close to
             return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
+        normalized = self.normalized
         match = fuzz.partial_ratio_alignment(needle_norm, normalized.text, score_cutoff=FUZZY_MIN_SCORE)
         if match is not None and match.dest_end > match.dest_start:
-            begin, end = normalized.original_span(match.dest_start, match.dest_end)
+            begin, end = self._whole_words(*normalized.original_span(match.dest_start, match.dest_end))
             return EvidenceSpan(excerpt, begin, end, AlignmentStatus.FUZZY, float(match.score))
         return EvidenceSpan(excerpt, None, None, AlignmentStatus.NOT_FOUND, 0.0)
+
+    def _find(self, needle: str, needle_norm: str, resume: int) -> tuple[int, int, AlignmentStatus] | None:
+        """The first whole-word occurrence at or after original index ``resume``: exact, else normalized."""
+        exact = _find_whole_words(self.article, needle, resume)
+        normalized = self.normalized
+        at = _find_whole_words(normalized.text, needle_norm, normalized.normalized_index(resume))
+        if at is not None:
+            begin, end = normalized.original_span(at, at + len(needle_norm))
+            if exact is None or begin < exact:
+                return begin, end, _status(self.article[begin:end], needle)
+        if exact is not None:
+            return exact, exact + len(needle), AlignmentStatus.EXACT
+        return None
+
+    def _whole_words(self, begin: int, end: int) -> tuple[int, int]:
+        """Widen a span so that it neither starts nor ends inside a word."""
+        text = self.article
+        while begin > 0 and _continues_word(text[begin - 1]) and _continues_word(text[begin]):
+            begin -= 1
+        while end < len(text) and _continues_word(text[end]) and _continues_word(text[end - 1]):
+            end += 1
+        return begin, end
 
     def contains_verbatim(self, value: str) -> bool:
         needle = value.strip()
@@ -110,14 +132,8 @@ class Aligner:
         return tokens
 
 
-def _find_successive(haystack: str, needle: str, next_start: dict[str, int]) -> int | None:
-    start = _find_whole_words(haystack, needle, next_start.get(needle, 0))
-    if start is None and next_start.get(needle, 0) > 0:
-        start = _find_whole_words(haystack, needle, 0)  # more repeats than occurrences: reuse the first
-    if start is None:
-        return None
-    next_start[needle] = start + len(needle)
-    return start
+def _status(found: str, needle: str) -> AlignmentStatus:
+    return AlignmentStatus.EXACT if found == needle else AlignmentStatus.NORMALIZED
 
 
 def _find_whole_words(haystack: str, needle: str, start: int) -> int | None:
@@ -128,11 +144,15 @@ def _find_whole_words(haystack: str, needle: str, start: int) -> int | None:
     while (found := haystack.find(needle, start)) >= 0:
         end = found + len(needle)
         cuts_before = found > 0 and haystack[found - 1].isalnum() and needle[0].isalnum()
-        cuts_after = end < len(haystack) and haystack[end].isalnum() and needle[-1].isalnum()
+        cuts_after = end < len(haystack) and needle[-1].isalnum() and _continues_word(haystack[end])
         if not cuts_before and not cuts_after:
             return found
         start = found + 1
     return None
+
+
+def _continues_word(char: str) -> bool:
+    return char.isalnum() or is_word_continuation(char)
 
 
 def _tokens_in_order(wanted: list[str], tokens: list[str]) -> bool:
@@ -236,10 +256,16 @@ def _marker(metadata: list[Any], annotation: Any) -> str | None:
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def drop_ungrounded(value: ModelT, report: GroundingReport) -> ModelT:
-    """``value`` without its ungrounded records, which the report marks as dropped."""
+def drop_ungrounded(value: ModelT, report: GroundingReport, article: str) -> tuple[ModelT, GroundingReport]:
+    """``value`` without its ungrounded records, and the grounding of what is left.
+
+    The new report describes the records that remain, at their new paths, and
+    then lists each dropped record with ``dropped`` set and the path it had in
+    the model's answer. A record that is not an item of a list (the answer
+    itself, or a required single field) cannot be removed; it stays, flagged.
+    """
     data = value.model_dump()
-    doomed = [record for record in report.records if not record.grounded]
+    doomed = [r for r in report.records if not r.grounded and isinstance(_path_key(r.path)[-1], int)]
     # Deepest and last first, so that earlier indices stay valid.
     for record in sorted(doomed, key=lambda r: _path_key(r.path), reverse=True):
         parts = _path_key(record.path)
@@ -248,7 +274,10 @@ def drop_ungrounded(value: ModelT, report: GroundingReport) -> ModelT:
             container = container[part]
         del container[parts[-1]]
         record.dropped = True
-    return type(value).model_validate(data)
+    kept = type(value).model_validate(data)
+    remaining = ground(kept, article)
+    remaining.records.extend(doomed)
+    return kept, remaining
 
 
 def _path_key(path: str) -> tuple[Any, ...]:

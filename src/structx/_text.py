@@ -8,11 +8,12 @@ produced it, so a match in normalized text becomes a span of the original.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["NormalizedText", "name_tokens", "normalize"]
+__all__ = ["NormalizedText", "is_word_continuation", "name_tokens", "normalize"]
 
 _QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ", "'") | dict.fromkeys('"“”„‟″«»', '"')
 _DASHES = dict.fromkeys("-‐‑‒–—―−﹘﹣－", "-")
@@ -30,8 +31,13 @@ def _fold(char: str) -> str:
     mapped = _QUOTES.get(char) or _DASHES.get(char)
     if mapped:
         return mapped
+    if unicodedata.category(char).startswith("N"):
+        # Numbers keep their identity: NFKD would turn ½ into 1⁄2 and let "11" match "1½".
+        return char
     decomposed = unicodedata.normalize("NFKD", char)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    # Compatibility forms that stand for whole words (ﷺ) are not letters to fold.
+    return folded if len(folded) <= 3 else char.casefold()
 
 
 class NormalizedText:
@@ -45,7 +51,7 @@ class NormalizedText:
         sources: list[int] = []
         pending_space = False
         for index, char in enumerate(original):
-            folded = char.lower() if char.isascii() and not char.isspace() else _fold(char)
+            folded = char.lower() if char.isascii() and char.isalnum() else _fold(char)
             if folded == " ":
                 pending_space = bool(chars)
                 continue
@@ -63,8 +69,23 @@ class NormalizedText:
         self.sources = sources
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
-        """The span of ``original`` behind ``text[start:end]`` (end exclusive, non-empty)."""
-        return self.sources[start], self.sources[end - 1] + 1
+        """The span of ``original`` behind ``text[start:end]`` (end exclusive, non-empty).
+
+        The span keeps the combining marks that belong to its last character.
+        """
+        begin, stop = self.sources[start], self.sources[end - 1] + 1
+        while stop < len(self.original) and is_word_continuation(self.original[stop]):
+            stop += 1
+        return begin, stop
+
+    def normalized_index(self, original_index: int) -> int:
+        """The first position of ``text`` that comes from ``original_index`` or later."""
+        return bisect.bisect_left(self.sources, original_index)
+
+
+def is_word_continuation(char: str) -> bool:
+    """Combining marks and joiners continue the word before them (José, كتبَ, می‌خواهد)."""
+    return unicodedata.category(char).startswith("M") or char in "\u200c\u200d"
 
 
 def normalize(text: str) -> str:
@@ -90,7 +111,8 @@ def name_tokens(text: str) -> list[str]:
     (al-Ameri -> al ameri), particles are ignored, and Latin-script tokens are
     reduced to their consonant skeleton.
     """
-    folded = normalize(text).replace("'", "")
+    # A possessive is the same name ("al-Sadr's"); other apostrophes vanish (Kata'ib).
+    folded = re.sub(r"'s\b", "", normalize(text)).replace("'", "")
     tokens = []
     for token in _TOKEN.findall(folded):
         if token in _PARTICLES:
