@@ -11,7 +11,7 @@ configured, a small bundled model run locally by llama.cpp.
 
 from structx._api import Client, aextract, extract
 from structx._backend import Endpoint
-from structx._batch import ArticleOutcome, BatchSummary, extract_files
+from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many
 from structx._config import Config, GroundingPolicy, StructuredOutput
 from structx._documents import iter_article_files, read_article
 from structx._errors import (
@@ -87,9 +87,10 @@ __all__ = [
     "ValidationFailed",
     "__version__",
     "aextract",
+    "aextract_many",
     "evaluate",
     "extract",
-    "extract_files",
+    "extract_many",
     "ground",
     "iter_article_files",
     "load_gold",

@@ -94,9 +94,14 @@ class Client:
         self._stop_server()
 
     async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await self.aclose_connections()
+        self.close()
+
+    async def aclose_connections(self) -> None:
+        """Close the connections of the current event loop; the endpoint stays resolved."""
         if self._backend is not None:
             await self._backend.aclose()
-        self._stop_server()
 
     def _stop_server(self) -> None:
         if self._finalizer is not None:

@@ -9,9 +9,11 @@ mapping of HTTP failures onto structx's exception tree.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,11 +130,12 @@ class Backend:
     def __init__(self, config: Config, *, base_url: str | None = None) -> None:
         self._config = config
         self._base_url = base_url or config.resolved_base_url()
-        api_key = config.api_key or _NO_KEY
+        self._api_key = config.api_key or _NO_KEY
+        self._gate = _RateLimitGate()
         # Both clients are made up front: cheap, and no lazy creation to race on.
         # max_retries=0: tenacity below is the only retry layer.
-        self._sync = OpenAI(base_url=self._base_url, api_key=api_key, timeout=config.timeout, max_retries=0)
-        self._async = AsyncOpenAI(base_url=self._base_url, api_key=api_key, timeout=config.timeout, max_retries=0)
+        self._sync = OpenAI(base_url=self._base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0)
+        self._async = self._new_async_client()
 
     # -- clients -----------------------------------------------------------
 
@@ -141,8 +144,17 @@ class Backend:
         self._sync.close()
 
     async def aclose(self) -> None:
-        await self._async.close()
-        self._sync.close()
+        """Close the async client's connections, which belong to the running event loop.
+
+        A fresh async client takes its place, so the backend still works from
+        another event loop afterwards.
+        """
+        closed, self._async = self._async, self._new_async_client()
+        await closed.close()
+
+    def _new_async_client(self) -> AsyncOpenAI:
+        config = self._config
+        return AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0)
 
     # -- endpoint resolution ------------------------------------------------
 
@@ -220,6 +232,8 @@ class Backend:
         try:
             async for attempt in AsyncRetrying(**self._retry_args(tally)):
                 with attempt:
+                    if (pause := self._gate.remaining(tally)) > 0:
+                        await asyncio.sleep(pause)
                     tally.requests += 1
                     completion = await self._async.chat.completions.create(**kwargs)
                     return cast(ChatCompletion, _as_completion(completion))
@@ -231,6 +245,8 @@ class Backend:
         try:
             for attempt in Retrying(**self._retry_args(tally)):
                 with attempt:
+                    if (pause := self._gate.remaining(tally)) > 0:
+                        time.sleep(pause)
                     tally.requests += 1
                     return _as_completion(send())
         except openai.OpenAIError as exc:
@@ -241,7 +257,7 @@ class Backend:
         config = self._config
         return {
             "retry": retry_if_exception(_is_retryable),
-            "wait": self._wait,
+            "wait": lambda state: self._wait(state, tally),
             "stop": stop_any(
                 stop_after_attempt(config.max_retries + 1),
                 _stop_past_budget(tally.started, config.retry_budget),
@@ -251,7 +267,7 @@ class Backend:
             "reraise": True,
         }
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _wait(self, state: RetryCallState, tally: CallTally) -> float:
         """Honour Retry-After / retry-after-ms; otherwise exponential backoff with jitter.
 
         The n-th wait is drawn uniformly between half and all of
@@ -259,6 +275,9 @@ class Backend:
         """
         exc = state.outcome.exception() if state.outcome else None
         hinted = _retry_after_seconds(exc)
+        if isinstance(exc, openai.RateLimitError):
+            # Every request through this backend waits out a rate limit, not only this one.
+            self._gate.hold(hinted if hinted is not None else self._config.retry_initial_wait, tally)
         if hinted is not None:
             return hinted
         config = self._config
@@ -364,6 +383,29 @@ def _seconds(raw: str, *, scale: float = 1.0) -> float | None:
     except ValueError:
         return None
     return max(value, 0.0) if math.isfinite(value) else None
+
+
+class _RateLimitGate:
+    """Until when every request waits after a 429, shared by all concurrent callers.
+
+    The caller that got the 429 waits through its own retry backoff; the
+    others wait here before their next request.
+    """
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._owner: object = None
+        self._lock = threading.Lock()
+
+    def hold(self, seconds: float, owner: object) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            if until > self._until:
+                self._until, self._owner = until, owner
+
+    def remaining(self, caller: object) -> float:
+        with self._lock:
+            return 0.0 if caller is self._owner else max(0.0, self._until - time.monotonic())
 
 
 class _stop_past_budget(stop_base):

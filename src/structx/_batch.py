@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -13,10 +17,10 @@ from pydantic import BaseModel
 
 from structx._api import Client
 from structx._documents import iter_article_files, read_article
-from structx._errors import ExtractionError, GroundingFailed, InputError
-from structx._models import Result, Usage
+from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
+from structx._models import Article, Result, Usage
 
-__all__ = ["ArticleOutcome", "BatchSummary", "extract_files"]
+__all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many"]
 
 logger = logging.getLogger("structx")
 
@@ -88,25 +92,98 @@ class BatchSummary:
             self.usage = self.usage + outcome.error.usage
 
 
-def extract_files(paths: Iterable[Path | str], client: Client, schema: type[BaseModel]) -> Iterator[ArticleOutcome]:
-    """Read and extract each article file in turn; one outcome per file.
+async def aextract_many(
+    articles: Iterable[Article | Path | str],
+    client: Client,
+    schema: type[BaseModel],
+    *,
+    concurrency: int = 4,
+) -> AsyncIterator[ArticleOutcome]:
+    """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
-    A failure in one article, of any kind, becomes that article's error
-    outcome and the batch goes on.
+    ``articles`` holds :class:`Article` objects or paths of files and
+    directories to read (directories are expanded). It is consumed lazily, so
+    a long input is never held in memory at once. Each article yields exactly
+    one outcome: a failure of any kind becomes that article's error outcome
+    and the batch goes on.
     """
-    for path in iter_article_files(paths):
-        article_id, source = path.stem, str(path)
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    items = iter(_expand(articles))
+    running: set[asyncio.Task[ArticleOutcome]] = set()
+
+    def refill() -> None:
+        for item in itertools.islice(items, concurrency - len(running)):
+            running.add(asyncio.ensure_future(_extract_one(item, client, schema)))
+
+    refill()
+    try:
+        while running:
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                running.discard(task)
+                yield task.result()
+            refill()
+    finally:
+        for task in running:
+            task.cancel()
+
+
+def extract_many(
+    articles: Iterable[Article | Path | str],
+    client: Client,
+    schema: type[BaseModel],
+    *,
+    concurrency: int = 4,
+) -> Iterator[ArticleOutcome]:
+    """Sync twin of :func:`aextract_many`: runs it on an event loop of its own thread."""
+    outcomes: queue.Queue[ArticleOutcome | BaseException | None] = queue.Queue(maxsize=concurrency * 2)
+
+    async def produce() -> None:
+        async for outcome in aextract_many(articles, client, schema, concurrency=concurrency):
+            outcomes.put(outcome)
+        await client.aclose_connections()
+
+    def run() -> None:
         try:
-            article = read_article(path)
-            result = client.extract(article, schema)
-        except (InputError, ExtractionError) as exc:
-            yield ArticleOutcome(article_id, source, "error", error=exc)
-        except Exception as exc:  # a bug must not take down the batch either
-            logger.error("unexpected %s on %s: %s", type(exc).__name__, source, exc)
-            logger.debug("traceback", exc_info=exc)
-            yield ArticleOutcome(article_id, source, "error", error=exc)
+            asyncio.run(produce())
+        except BaseException as exc:  # handed to the consumer, raised there
+            outcomes.put(exc)
+        finally:
+            outcomes.put(None)
+
+    worker = threading.Thread(target=run, name="structx-extract-many", daemon=True)
+    worker.start()
+    while (item := outcomes.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()
+
+
+def _expand(articles: Iterable[Article | Path | str]) -> Iterator[Article | Path]:
+    for item in articles:
+        if isinstance(item, Article):
+            yield item
         else:
-            yield ArticleOutcome(article.id, source, "ok", result=result)
+            yield from iter_article_files([item])
+
+
+async def _extract_one(item: Article | Path, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
+    if isinstance(item, Article):
+        article_id, source = item.id, item.source or item.id
+    else:
+        article_id, source = item.stem, str(item)
+    try:
+        article = item if isinstance(item, Article) else read_article(item)
+        result = await client.aextract(article, schema)
+    except (InputError, ExtractionError) as exc:
+        return ArticleOutcome(article_id, source, "error", error=exc)
+    except Exception as exc:  # a bug must not take down the batch either
+        logger.error("unexpected %s on %s: %s", type(exc).__name__, source, exc)
+        logger.debug("traceback", exc_info=exc)
+        return ArticleOutcome(article_id, source, "error", error=exc)
+    return ArticleOutcome(article.id, source, "ok", result=result)
 
 
 def _message(error: Exception) -> str:

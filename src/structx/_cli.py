@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -61,6 +62,7 @@ def extract(
         structx.StructuredOutput,
         typer.Option(help="How the schema is sent; 'auto' chooses from the endpoint."),
     ] = structx.StructuredOutput.AUTO,
+    concurrency: Annotated[int, typer.Option(help="Articles extracted at the same time.", min=1)] = 4,
     max_reasks: Annotated[int, typer.Option(help="Validation re-asks after the first answer.", min=0)] = 2,
     grounding: Annotated[
         structx.GroundingPolicy,
@@ -126,13 +128,18 @@ def extract(
         )
         with _output(out) as sink, _progress(console, len(files), enabled=not quiet and not verbose) as bar:
             task = bar.add_task("extracting", total=len(files)) if bar else None
-            for outcome in structx.extract_files(files, client, target):
-                sink.write(outcome.to_json_line() + "\n")
-                sink.flush()
-                summary.add(outcome)
-                _report(console, outcome, verbose)
-                if bar is not None and task is not None:
-                    bar.advance(task)
+
+            async def run() -> None:
+                async for outcome in structx.aextract_many(files, client, target, concurrency=concurrency):
+                    sink.write(outcome.to_json_line() + "\n")
+                    sink.flush()
+                    summary.add(outcome)
+                    _report(console, outcome, verbose)
+                    if bar is not None and task is not None:
+                        bar.advance(task)
+                await client.aclose_connections()
+
+            asyncio.run(run())
 
     if not quiet:
         _print_summary(console, summary, time.perf_counter() - started, out)

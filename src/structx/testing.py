@@ -122,6 +122,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    #: time.monotonic() when the request arrived.
+    received_at: float = 0.0
 
 
 class ScriptedServer:
@@ -147,6 +149,9 @@ class ScriptedServer:
         self.model = model
         self.owned_by = owned_by
         self.requests: list[RecordedRequest] = []
+        #: The most completion requests the server was answering at once.
+        self.max_in_flight = 0
+        self._in_flight = 0
         self._httpd = _QuietHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -200,7 +205,7 @@ class ScriptedServer:
             def _record(self, body: Any) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with server._lock:
-                    server.requests.append(RecordedRequest(self.command, self.path, headers, body))
+                    server.requests.append(RecordedRequest(self.command, self.path, headers, body, time.monotonic()))
 
             def _send(self, reply: Reply) -> None:
                 if reply.delay:
@@ -235,7 +240,14 @@ class ScriptedServer:
                     body = raw.decode("utf-8", "replace")
                 self._record(body)
                 if self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(server._next_reply())
+                    with server._lock:
+                        server._in_flight += 1
+                        server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                    try:
+                        self._send(server._next_reply())
+                    finally:
+                        with server._lock:
+                            server._in_flight -= 1
                 else:
                     self._send(Reply.status(404, f"no route for POST {self.path}"))
 

@@ -1,0 +1,57 @@
+"""Many articles at once: bounded concurrency, one outcome each, shared backoff on 429."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import structx
+from structx.testing import Reply, ScriptedServer
+from structx_schemas import ArticleExtraction
+from tests.cassettes import FAULT_ARTICLE, scripted_config, seed_answer, seed_article, seed_paths
+
+
+def _slow(reply: Reply, delay: float) -> Reply:
+    return Reply(reply.status_code, reply.body, reply.headers, delay=delay)
+
+
+def test_concurrency_is_bounded_and_every_article_gets_one_outcome(tmp_path: Path) -> None:
+    answer = Reply.answer(seed_answer(FAULT_ARTICLE))
+    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(9)]
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    with (
+        ScriptedServer([_slow(answer, 0.2)] * 9) as server,
+        structx.Client(scripted_config(base_url=server.base_url)) as client,
+    ):
+        outcomes = list(structx.extract_many([*articles, tmp_path], client, ArticleExtraction, concurrency=3))
+    assert sorted(o.id for o in outcomes) == sorted([*(a.id for a in articles), "empty"])
+    assert [o.status for o in outcomes].count("ok") == 9
+    assert next(o for o in outcomes if o.id == "empty").to_json()["error"]["type"] == "InputError"
+    assert server.max_in_flight == 3
+    assert len(server.requests) == 9
+
+
+def test_a_429_slows_every_worker_not_just_the_one_that_got_it() -> None:
+    answer = Reply.answer(seed_answer(FAULT_ARTICLE))
+    limited = Reply.status(429, "slow down", headers={"retry-after-ms": "600"})
+    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(4)]
+
+    async def run(server: ScriptedServer) -> list[structx.ArticleOutcome]:
+        async with structx.Client(scripted_config(base_url=server.base_url)) as client:
+            return [o async for o in structx.aextract_many(articles, client, ArticleExtraction, concurrency=2)]
+
+    # The first request is limited; the second, already in flight, is slow and succeeds.
+    with ScriptedServer([limited, _slow(answer, 0.1), answer, answer, answer]) as server:
+        outcomes = asyncio.run(run(server))
+    assert [o.status for o in outcomes] == ["ok"] * 4
+    limited_at = server.requests[0].received_at
+    later = [r.received_at - limited_at for r in server.requests[2:]]
+    # Every request after the 429 waited for its Retry-After, whichever worker sent it.
+    assert len(later) == 3 and min(later) >= 0.55
+
+
+def test_concurrency_must_be_positive() -> None:
+    with structx.Client(scripted_config()) as client, pytest.raises(structx.ConfigError):
+        list(structx.extract_many([seed_paths()[0]], client, ArticleExtraction, concurrency=0))
