@@ -77,7 +77,7 @@ def test_a_bad_file_gets_its_own_error_line_and_the_rest_go_on(replay: Replay, t
     expected_errors = {
         "empty": "empty file: no article text",
         "image": "binary file (contains NUL bytes), not article text",
-        "latin1": "not UTF-8 text (invalid byte at offset 13)",
+        "latin1": "not UTF-8 text (invalid byte at offset 13); convert it to UTF-8 first",
         "missing": "no such file",
     }
     for article_id, message in expected_errors.items():

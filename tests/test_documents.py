@@ -32,7 +32,7 @@ def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path: Path) -> None:
         (b"", "empty file: no article text"),
         (b" \n\t\n", "empty file: no article text"),
         (b"text\x00with a NUL", "binary file (contains NUL bytes), not article text"),
-        (b"caf\xe9", "not UTF-8 text (invalid byte at offset 3)"),
+        (b"caf\xe9", "not UTF-8 text (invalid byte at offset 3); convert it to UTF-8 first"),
     ],
 )
 def test_unreadable_content_is_an_input_error_naming_the_file(tmp_path: Path, content: bytes, reason: str) -> None:
@@ -65,3 +65,64 @@ def test_directories_expand_recursively_in_order_without_hidden_files(tmp_path: 
     found = [p.relative_to(tmp_path).as_posix() for p in structx.iter_article_files([tmp_path])]
     assert found == ["a.txt", "b.txt", "sub/c.txt"]
     assert list(structx.iter_article_files([tmp_path / "missing.txt"])) == [tmp_path / "missing.txt"]
+
+
+def _collect(sources: list[object], stdin: str | None = None) -> list[structx.Article | structx.InputError]:
+    import io
+
+    return list(structx.iter_articles(sources, stdin=io.StringIO(stdin) if stdin is not None else None))  # type: ignore[arg-type]
+
+
+def test_jsonl_lines_become_articles_with_their_metadata_and_bad_lines_errors(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text(
+        '{"id": "a1", "text": "Qaani visited Baghdad.", "title": "T", "url": "https://x", "lang": "en"}\n'
+        "not json\n"
+        '{"id": "a3"}\n'
+        "\n"
+        '{"text": "No id here."}\n',
+        encoding="utf-8",
+    )
+    first, bad_json, no_text, no_id = _collect([path])
+    assert isinstance(first, structx.Article)
+    assert (first.id, first.text, first.metadata) == (
+        "a1",
+        "Qaani visited Baghdad.",
+        {"title": "T", "url": "https://x", "lang": "en"},
+    )
+    assert isinstance(bad_json, structx.InputError) and bad_json.reason.startswith("line 2 is not JSON")
+    assert bad_json.article_id == "batch:2"
+    assert isinstance(no_text, structx.InputError) and "line 3 has no article text" in no_text.reason
+    assert isinstance(no_id, structx.Article) and no_id.id == no_id.content_hash[:16]
+
+
+def test_stdin_as_one_article_or_as_jsonl() -> None:
+    (article,) = _collect(["-"], stdin="Kataib Hezbollah said no.\n")
+    assert isinstance(article, structx.Article) and (article.id, article.text) == (
+        "stdin",
+        "Kataib Hezbollah said no.\n",
+    )
+    parsed = _collect(["-"], stdin='{"id": "x", "text": "one"}\n{"id": "y", "text": "two"}\n')
+    assert [a.id for a in parsed if isinstance(a, structx.Article)] == ["x", "y"]
+    (empty,) = _collect(["-"], stdin="  ")
+    assert isinstance(empty, structx.InputError)
+
+
+def test_glob_patterns_expand(tmp_path: Path) -> None:
+    for name in ["a.txt", "b.txt", "c.md"]:
+        (tmp_path / name).write_text("text " + name, encoding="utf-8")
+    found = _collect([str(tmp_path / "*.txt")])
+    assert [a.id for a in found if isinstance(a, structx.Article)] == ["a", "b"]
+
+
+def test_html_is_parsed_to_text_and_utf16_is_decoded(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><title>x</title><style>p{}</style></head><body><script>var a=1;</script>"
+        "<h1>Qaani in Baghdad</h1><p>He met <b>Hadi al-Ameri</b>&nbsp;and others.</p></body></html>",
+        encoding="utf-8",
+    )
+    assert structx.read_article(page).text == "Qaani in Baghdad\nHe met Hadi al-Ameri and others."
+    utf16 = tmp_path / "u16.txt"
+    utf16.write_bytes("Qaani’s visit".encode("utf-16"))
+    assert structx.read_article(utf16).text == "Qaani’s visit"

@@ -13,7 +13,7 @@ from structx._api import Client, aextract, extract
 from structx._backend import Endpoint
 from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many
 from structx._config import Config, GroundingPolicy, StructuredOutput
-from structx._documents import iter_article_files, read_article
+from structx._documents import html_to_text, iter_article_files, iter_articles, read_article
 from structx._errors import (
     AuthenticationFailed,
     ConfigError,
@@ -92,7 +92,9 @@ __all__ = [
     "extract",
     "extract_many",
     "ground",
+    "html_to_text",
     "iter_article_files",
+    "iter_articles",
     "load_gold",
     "load_predictions",
     "load_schema",

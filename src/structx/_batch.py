@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from structx._api import Client
-from structx._documents import iter_article_files, read_article
+from structx._documents import iter_articles
 from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
 from structx._models import Article, Result, Usage
 
@@ -101,15 +101,16 @@ async def aextract_many(
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
-    ``articles`` holds :class:`Article` objects or paths of files and
-    directories to read (directories are expanded). It is consumed lazily, so
-    a long input is never held in memory at once. Each article yields exactly
+    ``articles`` holds :class:`Article` objects and sources to read (files,
+    directories, glob patterns, JSONL files, ``-`` for standard input: see
+    :func:`iter_articles`). It is consumed lazily, so a long input is never
+    held in memory at once. Each article yields exactly
     one outcome: a failure of any kind becomes that article's error outcome
     and the batch goes on.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-    items = iter(_expand(articles))
+    items = iter_articles(articles)
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:
@@ -161,29 +162,19 @@ def extract_many(
     worker.join()
 
 
-def _expand(articles: Iterable[Article | Path | str]) -> Iterator[Article | Path]:
-    for item in articles:
-        if isinstance(item, Article):
-            yield item
-        else:
-            yield from iter_article_files([item])
-
-
-async def _extract_one(item: Article | Path, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
-    if isinstance(item, Article):
-        article_id, source = item.id, item.source or item.id
-    else:
-        article_id, source = item.stem, str(item)
+async def _extract_one(item: Article | InputError, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
+    if isinstance(item, InputError):
+        return ArticleOutcome(item.article_id, str(item.path), "error", error=item)
+    article_id, source = item.id, item.source or item.id
     try:
-        article = item if isinstance(item, Article) else read_article(item)
-        result = await client.aextract(article, schema)
+        result = await client.aextract(item, schema)
     except (InputError, ExtractionError) as exc:
         return ArticleOutcome(article_id, source, "error", error=exc)
     except Exception as exc:  # a bug must not take down the batch either
         logger.error("unexpected %s on %s: %s", type(exc).__name__, source, exc)
         logger.debug("traceback", exc_info=exc)
         return ArticleOutcome(article_id, source, "error", error=exc)
-    return ArticleOutcome(article.id, source, "ok", result=result)
+    return ArticleOutcome(article_id, source, "ok", result=result)
 
 
 def _message(error: Exception) -> str:

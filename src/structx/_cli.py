@@ -126,8 +126,10 @@ def extract(
             endpoint.mode.value,
             endpoint.reason,
         )
-        with _output(out) as sink, _progress(console, len(files), enabled=not quiet and not verbose) as bar:
-            task = bar.add_task("extracting", total=len(files)) if bar else None
+        # JSONL files and standard input hold an unknown number of articles.
+        known = None if any(f.suffix.lower() == ".jsonl" or str(f) == "-" for f in files) else len(files)
+        with _output(out) as sink, _progress(console, enabled=not quiet and not verbose) as bar:
+            task = bar.add_task("extracting", total=known) if bar else None
 
             async def run() -> None:
                 async for outcome in structx.aextract_many(files, client, target, concurrency=concurrency):
@@ -233,7 +235,7 @@ def _output(out: Path | None) -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def _progress(console: Console, total: int, *, enabled: bool) -> Iterator[Progress | None]:
+def _progress(console: Console, *, enabled: bool) -> Iterator[Progress | None]:
     if not enabled or not console.is_terminal:
         yield None
         return

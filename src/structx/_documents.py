@@ -1,14 +1,28 @@
-"""Reading articles from disk, with a clear error for anything that is not article text."""
+"""Reading articles: files, directories, glob patterns, JSONL, HTML and standard input.
+
+Anything that is not article text gets a clear :class:`InputError` that
+names the file (and line), and never stops the other articles.
+"""
 
 from __future__ import annotations
 
+import glob
+import json
+import sys
 from collections.abc import Iterable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import IO, Any
 
 from structx._errors import InputError
 from structx._models import Article
 
-__all__ = ["MAX_ARTICLE_BYTES", "iter_article_files", "read_article"]
+__all__ = ["MAX_ARTICLE_BYTES", "STDIN", "html_to_text", "iter_article_files", "iter_articles", "read_article"]
+
+#: The path that stands for standard input.
+STDIN = "-"
+_GLOB_CHARS = frozenset("*?[")
+_HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 
 #: Articles larger than this are refused before any request is sent.
 MAX_ARTICLE_BYTES = 2_000_000
@@ -36,15 +50,137 @@ def read_article(path: Path | str, *, max_bytes: int = MAX_ARTICLE_BYTES) -> Art
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", path=path) from None
-    if b"\x00" in data[:_SNIFF_BYTES]:
-        raise InputError("binary file (contains NUL bytes), not article text", path=path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (invalid byte at offset {exc.start})", path=path) from None
+    text = _decode(data, path)
+    if path.suffix.lower() in _HTML_SUFFIXES:
+        text = html_to_text(text)
     if not text.strip():
         raise InputError("empty file: no article text", path=path)
     return Article(text=text, id=path.stem, source=str(path))
+
+
+def _decode(data: bytes, path: Path | str) -> str:
+    """UTF-8 (with or without a byte order mark) or BOM-marked UTF-16; anything else is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError("marked as UTF-16 but not valid UTF-16", path=path) from None
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise InputError("binary file (contains NUL bytes), not article text", path=path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8 first", path=path
+        ) from None
+
+
+class _TextExtractor(HTMLParser):
+    _SKIPPED = frozenset({"script", "style", "noscript", "template", "head", "svg"})
+    _BLOCKS = frozenset(
+        {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "article", "section", "blockquote", "title"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIPPED:
+            self._skipping += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIPPED:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """The readable text of an HTML page: scripts and styles dropped, one line per block."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def iter_articles(
+    sources: Iterable[Article | Path | str], *, stdin: IO[str] | None = None
+) -> Iterator[Article | InputError]:
+    """Every article the sources name, read lazily, or the error that stands for it.
+
+    A source is an :class:`Article`, a file, a directory (walked
+    recursively), a glob pattern, a ``.jsonl`` file with one article per line
+    (``id``, ``text``, optional ``title``, ``url``, ``published``; other keys
+    kept as metadata), or ``-`` for standard input (JSONL when it starts with
+    ``{``, else one article).
+    """
+    for source in sources:
+        if isinstance(source, Article):
+            yield source
+        elif str(source) == STDIN:
+            yield from _read_stdin(stdin or sys.stdin)
+        else:
+            for path in iter_article_files([source]):
+                if path.suffix.lower() == ".jsonl":
+                    yield from _read_jsonl_file(path)
+                else:
+                    try:
+                        yield read_article(path)
+                    except InputError as exc:
+                        yield exc
+
+
+def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
+    text = stream.read()
+    if text.lstrip().startswith("{"):
+        yield from _parse_jsonl(text.splitlines(), "<stdin>")
+    elif text.strip():
+        yield Article(text=text, id="stdin", source="<stdin>")
+    else:
+        yield InputError("standard input is empty: no article text", path="<stdin>")
+
+
+def _read_jsonl_file(path: Path) -> Iterator[Article | InputError]:
+    try:
+        handle = path.open(encoding="utf-8-sig")
+    except OSError as exc:
+        yield InputError(f"cannot read file ({exc.strerror})", path=path)
+        return
+    with handle:
+        try:
+            yield from _parse_jsonl(handle, str(path))
+        except UnicodeDecodeError as exc:
+            yield InputError(f"not UTF-8 text (invalid byte at offset {exc.start})", path=path)
+
+
+def _parse_jsonl(lines: Iterable[str], name: str) -> Iterator[Article | InputError]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            record: Any = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield InputError(f"line {number} is not JSON ({exc.msg})", path=where)
+            continue
+        if not isinstance(record, dict):
+            yield InputError(f"line {number} is not a JSON object", path=where)
+            continue
+        text = record.pop("text", None)
+        if not isinstance(text, str) or not text.strip():
+            yield InputError(f'line {number} has no article text (a non-empty "text" field)', path=where)
+            continue
+        given = record.pop("id", None)
+        yield Article(text=text, id=str(given) if given not in (None, "") else "", source=where, metadata=record)
 
 
 def iter_article_files(paths: Iterable[Path | str]) -> Iterator[Path]:
@@ -56,6 +192,11 @@ def iter_article_files(paths: Iterable[Path | str]) -> Iterator[Path]:
     """
     for raw in paths:
         path = Path(raw)
+        if not path.exists() and _GLOB_CHARS & set(str(raw)):
+            matches = sorted(glob.glob(str(raw), recursive=True))  # noqa: PTH207 - any pattern, absolute too
+            if matches:
+                yield from iter_article_files(matches)
+                continue
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 relative = child.relative_to(path)

@@ -29,6 +29,7 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -87,6 +88,17 @@ class InputError(UsageError):
         super().__init__(f"{path}: {message}" if path is not None else message)
         self.path = path
         self.reason = message
+
+    @property
+    def article_id(self) -> str:
+        """The id the unreadable article would have had: the file's stem, or ``file:line``."""
+        if self.path is None:
+            return "unknown"
+        text = str(self.path)
+        name, _, line = text.rpartition(":")
+        if line.isdigit() and name:
+            return f"{PurePath(name).stem}:{line}"
+        return PurePath(text).stem
 
 
 class ExtractionError(StructxError):
