@@ -40,13 +40,17 @@ from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, lo
 from structx._grounding import Aligner, ground
 from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
 from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
+from structx._pricing import LIST_PRICES, estimate_cost, load_prices
+from structx._prompt import build_messages
 from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
+from structx._store import RunStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SCHEMA_REF",
     "EMBEDDED_MODEL_NAME",
+    "LIST_PRICES",
     "Aligner",
     "AlignmentStatus",
     "Article",
@@ -75,6 +79,7 @@ __all__ = [
     "Refusal",
     "RequestRejected",
     "Result",
+    "RunStore",
     "SchemaError",
     "Score",
     "ServerError",
@@ -88,6 +93,8 @@ __all__ = [
     "__version__",
     "aextract",
     "aextract_many",
+    "build_messages",
+    "estimate_cost",
     "evaluate",
     "extract",
     "extract_many",
@@ -97,6 +104,7 @@ __all__ = [
     "iter_articles",
     "load_gold",
     "load_predictions",
+    "load_prices",
     "load_schema",
     "read_article",
 ]

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from structx._backend import Backend, Endpoint
+from structx._backend import Backend, Endpoint, ResponseCache
 from structx._config import Config
 from structx._engine import Engine
 from structx._errors import ConfigError
@@ -36,8 +36,10 @@ class Client:
     Use the async methods from one event loop per client.
     """
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, cache: ResponseCache | None = None) -> None:
         self.config = config if config is not None else Config.from_env()
+        #: Where completions are remembered by request (a :class:`RunStore`, say); None for no cache.
+        self.cache = cache
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._backend: Backend | None = None
@@ -83,7 +85,7 @@ class Client:
             self._finalizer = weakref.finalize(self, self._server.stop)
             base_url = self._server.start()
             embedded_model = self._server.model_name
-        self._backend = Backend(config, base_url=base_url)
+        self._backend = Backend(config, base_url=base_url, cache=self.cache)
         endpoint = self._backend.resolve(embedded_model=embedded_model)
         return Engine(self._backend, endpoint, config)
 

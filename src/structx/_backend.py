@@ -10,6 +10,8 @@ mapping of HTTP failures onto structx's exception tree.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 import random
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -49,7 +51,7 @@ from structx._errors import (
 )
 from structx._models import Usage
 
-__all__ = ["Backend", "CallTally", "Endpoint", "adapt_response_format"]
+__all__ = ["Backend", "CallTally", "Endpoint", "ResponseCache", "adapt_response_format"]
 
 logger = logging.getLogger("structx")
 
@@ -57,6 +59,14 @@ _RETRYABLE_STATUS = frozenset({408, 409, 429})
 # A placeholder key for local servers that ignore authentication; the openai
 # client refuses to start without one.
 _NO_KEY = "no-key-required"
+
+
+class ResponseCache(Protocol):
+    """Stores successful completions by the exact request that produced them."""
+
+    def get_response(self, key: str) -> str | None: ...
+
+    def put_response(self, key: str, body: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,8 @@ class CallTally:
 
     attempts: int = 0
     requests: int = 0
+    #: Completions served from the response cache instead of the endpoint.
+    cached: int = 0
     usage: Usage = field(default_factory=Usage)
     last_completion: str | None = None
     #: When the extraction began (time.monotonic()); the retry budget counts from here.
@@ -127,8 +139,9 @@ def adapt_response_format(kwargs: dict[str, Any], mode: StructuredOutput) -> dic
 class Backend:
     """Talks to one OpenAI-compatible endpoint, with one layer of transport retries."""
 
-    def __init__(self, config: Config, *, base_url: str | None = None) -> None:
+    def __init__(self, config: Config, *, base_url: str | None = None, cache: ResponseCache | None = None) -> None:
         self._config = config
+        self._cache = cache
         self._base_url = base_url or config.resolved_base_url()
         self._api_key = config.api_key or _NO_KEY
         self._gate = _RateLimitGate()
@@ -224,11 +237,44 @@ class Backend:
     # -- requests -------------------------------------------------------------
 
     def create(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
-        """``POST /chat/completions`` with transport retries; failures become structx errors."""
-        completion = self._with_retries(tally, lambda: self._sync.chat.completions.create(**kwargs))
-        return cast(ChatCompletion, completion)
+        """``POST /chat/completions`` with transport retries; failures become structx errors.
+
+        With a response cache, an identical earlier request is answered from it.
+        """
+        key = self._cache_key(kwargs)
+        if (cached := self._cached(key, tally)) is not None:
+            return cached
+        completion = cast(
+            ChatCompletion, self._with_retries(tally, lambda: self._sync.chat.completions.create(**kwargs))
+        )
+        self._remember(key, completion)
+        return completion
 
     async def acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
+        key = self._cache_key(kwargs)
+        if (cached := self._cached(key, tally)) is not None:
+            return cached
+        completion = await self._acreate(tally, kwargs)
+        self._remember(key, completion)
+        return completion
+
+    def _cache_key(self, kwargs: dict[str, Any]) -> str | None:
+        if self._cache is None:
+            return None
+        request = json.dumps({"base_url": self._base_url, **kwargs}, sort_keys=True, default=str)
+        return hashlib.sha256(request.encode()).hexdigest()
+
+    def _cached(self, key: str | None, tally: CallTally) -> ChatCompletion | None:
+        if key is None or self._cache is None or (body := self._cache.get_response(key)) is None:
+            return None
+        tally.cached += 1
+        return ChatCompletion.model_validate_json(body)
+
+    def _remember(self, key: str | None, completion: ChatCompletion) -> None:
+        if key is not None and self._cache is not None:
+            self._cache.put_response(key, completion.model_dump_json())
+
+    async def _acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
         try:
             async for attempt in AsyncRetrying(**self._retry_args(tally)):
                 with attempt:

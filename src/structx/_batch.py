@@ -19,6 +19,7 @@ from structx._api import Client
 from structx._documents import iter_articles
 from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
 from structx._models import Article, Result, Usage
+from structx._store import RunStore, result_key
 
 __all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many"]
 
@@ -27,15 +28,23 @@ logger = logging.getLogger("structx")
 
 @dataclass(frozen=True, slots=True)
 class ArticleOutcome:
-    """What happened to one article: a result, or an error that names its type."""
+    """What happened to one article: a result, or an error that names its type.
+
+    An outcome read back from a run database (``resumed``) carries its stored
+    line instead of the objects.
+    """
 
     id: str
     source: str
     status: Literal["ok", "error"]
     result: Result[Any] | None = None
     error: Exception | None = None
+    resumed: bool = False
+    stored: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        if self.stored is not None:
+            return self.stored
         line: dict[str, Any] = {"id": self.id, "source": self.source, "status": self.status}
         if self.result is not None:
             value = self.result.value
@@ -44,6 +53,7 @@ class ArticleOutcome:
                 usage=self.result.usage.to_dict(),
                 attempts=self.result.attempts,
                 requests=self.result.requests,
+                cached=self.result.cached,
                 model=self.result.model,
                 endpoint=self.result.endpoint,
                 mode=self.result.mode,
@@ -69,35 +79,44 @@ class ArticleOutcome:
 
 @dataclass(slots=True)
 class BatchSummary:
+    """Totals over a batch, built from the outcomes' lines (so resumed ones count too)."""
+
     ok: int = 0
     failed: int = 0
+    resumed: int = 0
     errors_by_type: dict[str, int] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     records: int = 0
     ungrounded_records: int = 0
+    requests: int = 0
 
     def add(self, outcome: ArticleOutcome) -> None:
-        if outcome.status == "ok":
+        line = outcome.to_json()
+        self.resumed += outcome.resumed
+        if line["status"] == "ok":
             self.ok += 1
         else:
             self.failed += 1
-            name = type(outcome.error).__name__
+            name = line["error"]["type"]
             self.errors_by_type[name] = self.errors_by_type.get(name, 0) + 1
-        if outcome.result is not None:
-            self.usage = self.usage + outcome.result.usage
-            grounding = outcome.result.grounding.records
-            self.records += len(grounding)
-            self.ungrounded_records += sum(not record.grounded for record in grounding)
-        elif isinstance(outcome.error, ExtractionError) and outcome.error.usage is not None:
-            self.usage = self.usage + outcome.error.usage
+        usage = line.get("usage") or {}
+        self.usage = self.usage + Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        if not outcome.resumed:
+            self.requests += int(line.get("requests", 0))
+        grounding = (line.get("grounding") or {}).get("records") or []
+        self.records += len(grounding)
+        self.ungrounded_records += sum(not record["grounded"] for record in grounding)
 
 
 async def aextract_many(
-    articles: Iterable[Article | Path | str],
+    articles: Iterable[Article | InputError | Path | str],
     client: Client,
     schema: type[BaseModel],
     *,
     concurrency: int = 4,
+    store: RunStore | None = None,
+    redo: Literal["failed", "all"] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
@@ -107,6 +126,13 @@ async def aextract_many(
     held in memory at once. Each article yields exactly
     one outcome: a failure of any kind becomes that article's error outcome
     and the batch goes on.
+
+    With a ``store``, each outcome is saved as soon as it is known, and an
+    article finished in an earlier run is not extracted again (its stored
+    outcome comes back, marked ``resumed``), except errors when ``redo`` is
+    ``"failed"`` and everything when it is ``"all"``.
+
+    Once ``stop`` is set, no new article starts; those already running finish.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
@@ -114,8 +140,10 @@ async def aextract_many(
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:
+        if stop is not None and stop.is_set():
+            return
         for item in itertools.islice(items, concurrency - len(running)):
-            running.add(asyncio.ensure_future(_extract_one(item, client, schema)))
+            running.add(asyncio.ensure_future(_extract_one(item, client, schema, store, redo)))
 
     refill()
     try:
@@ -136,12 +164,14 @@ def extract_many(
     schema: type[BaseModel],
     *,
     concurrency: int = 4,
+    store: RunStore | None = None,
+    redo: Literal["failed", "all"] | None = None,
 ) -> Iterator[ArticleOutcome]:
     """Sync twin of :func:`aextract_many`: runs it on an event loop of its own thread."""
     outcomes: queue.Queue[ArticleOutcome | BaseException | None] = queue.Queue(maxsize=concurrency * 2)
 
     async def produce() -> None:
-        async for outcome in aextract_many(articles, client, schema, concurrency=concurrency):
+        async for outcome in aextract_many(articles, client, schema, concurrency=concurrency, store=store, redo=redo):
             outcomes.put(outcome)
         await client.aclose_connections()
 
@@ -162,9 +192,30 @@ def extract_many(
     worker.join()
 
 
-async def _extract_one(item: Article | InputError, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
-    if isinstance(item, InputError):
+async def _extract_one(
+    item: Article | InputError,
+    client: Client,
+    schema: type[BaseModel],
+    store: RunStore | None,
+    redo: Literal["failed", "all"] | None,
+) -> ArticleOutcome:
+    if isinstance(item, InputError):  # read again on every run: never stored
         return ArticleOutcome(item.article_id, str(item.path), "error", error=item)
+    if store is None:
+        return await _extract(item, client, schema)
+    key = result_key(item, schema, client.endpoint.model)
+    previous = store.finished(key)
+    if previous is not None and redo != "all" and not (redo == "failed" and previous[0] == "error"):
+        status, line = previous
+        return ArticleOutcome(
+            item.id, line.get("source", ""), "ok" if status == "ok" else "error", resumed=True, stored=line
+        )
+    outcome = await _extract(item, client, schema)
+    store.save(key, item.id, outcome.status, outcome.to_json())
+    return outcome
+
+
+async def _extract(item: Article, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
     article_id, source = item.id, item.source or item.id
     try:
         result = await client.aextract(item, schema)

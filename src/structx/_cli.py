@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn, TextIO
+from typing import Annotated, Any, Literal, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -29,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _EMBEDDED_NOTICE = (
     "Using the embedded {model} model through llama.cpp: a tiny model for offline runs, "
@@ -76,8 +77,18 @@ def extract(
     timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the endpoint and each article.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many articles.", min=1)] = None,
+    force: Annotated[bool, typer.Option(help="Redo every article and overwrite --out.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="Redo the articles that failed in an earlier run.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Send every request, even one answered before.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would be sent, without calling the endpoint.")] = False,
 ) -> None:
-    """Extract records from each article: one JSON line per article."""
+    """Extract records from each article: one JSON line per article.
+
+    With --out, a run database beside it (OUT.structx.sqlite) records each
+    article as it finishes: running the same command again resumes, skipping
+    finished articles and answering repeated requests from its cache.
+    """
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     _configure_logging(verbose)
     try:
@@ -99,12 +110,20 @@ def extract(
     if not files:
         _fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
 
+    articles = itertools.islice(structx.iter_articles(files), limit)
+    if dry_run:
+        _dry_run(articles, target, config)
+        raise typer.Exit(EXIT_OK)
+    store = _open_store(console, out, force=force)
     if config.uses_embedded_model and not quiet:
         console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
 
     summary = structx.BatchSummary()
     started = time.perf_counter()
-    with structx.Client(config) as client:
+    cache = None if no_cache else store
+    redo: Literal["failed", "all"] | None = "all" if force else "failed" if retry_failed else None
+    interrupted = False
+    with structx.Client(config, cache=cache) as client:
         try:
             endpoint = client.endpoint
         except structx.UsageError as exc:
@@ -114,8 +133,9 @@ def extract(
             # still gets its error line.
             console.print(f"structx: error: {exc}", style="red", markup=False)
             with _output(out) as sink:
-                for path in files:
-                    failed = structx.ArticleOutcome(path.stem, str(path), "error", error=exc)
+                for item in articles:
+                    article_id = item.article_id if isinstance(item, structx.InputError) else item.id
+                    failed = structx.ArticleOutcome(article_id, str(getattr(item, "source", "")), "error", error=exc)
                     sink.write(failed.to_json_line() + "\n")
             raise typer.Exit(EXIT_SOME_FAILED) from None
         logging.getLogger("structx").info(
@@ -131,21 +151,84 @@ def extract(
         with _output(out) as sink, _progress(console, enabled=not quiet and not verbose) as bar:
             task = bar.add_task("extracting", total=known) if bar else None
 
-            async def run() -> None:
-                async for outcome in structx.aextract_many(files, client, target, concurrency=concurrency):
+            async def run() -> bool:
+                # Ctrl-C stops new work; what is in flight finishes, and is kept.
+                stop = asyncio.Event()
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+                batch = structx.aextract_many(
+                    articles, client, target, concurrency=concurrency, store=store, redo=redo, stop=stop
+                )
+                async for outcome in batch:
                     sink.write(outcome.to_json_line() + "\n")
-                    sink.flush()
                     summary.add(outcome)
                     _report(console, outcome, verbose)
                     if bar is not None and task is not None:
-                        bar.advance(task)
+                        tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens"
+                        bar.update(task, advance=1, description=f"extracting ({tally})")
                 await client.aclose_connections()
+                return stop.is_set()
 
-            asyncio.run(run())
+            interrupted = asyncio.run(run())
+    if store is not None:
+        store.close()
+    if interrupted:
+        console.print(
+            f"interrupted: {summary.ok + summary.failed} articles finished and were kept; "
+            "run the same command again to resume",
+            style="yellow",
+        )
 
     if not quiet:
-        _print_summary(console, summary, time.perf_counter() - started, out)
+        _print_summary(console, summary, time.perf_counter() - started, out, model=endpoint.model)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
+
+
+def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.RunStore | None:
+    """The run database beside ``out``; refuses to overwrite an output that no run of ours wrote."""
+    if out is None:
+        return None
+    if out.is_dir():
+        _fail(console, f"--out {out} is a directory; give a file name")
+    database = out.with_name(out.name + ".structx.sqlite")
+    if out.exists() and not database.exists() and not force:
+        _fail(console, f"{out} exists and was not written by a structx run; pass --force to overwrite it")
+    try:
+        return structx.RunStore(database)
+    except structx.InputError as exc:
+        _fail(console, str(exc))
+
+
+def _dry_run(
+    articles: Iterable[structx.Article | structx.InputError], target: type[Any], config: structx.Config
+) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    first: structx.Article | None = None
+    # About four characters a token for English text; the schema goes with every request.
+    schema_tokens = len(json.dumps(target.model_json_schema())) // 4
+    count = 0
+    for item in articles:
+        count += 1
+        if isinstance(item, structx.InputError):
+            out.print(f"{item.article_id}: would fail: {item.reason}", markup=False)
+            continue
+        first = first or item
+        estimate = len(item.text) // 4 + schema_tokens
+        out.print(f"{item.id}: {len(item.text):,} characters, about {estimate:,} prompt tokens", markup=False)
+    out.print(f"{count} articles; nothing was sent.", markup=False)
+    if first is not None:
+        mode = config.structured_output
+        request = {
+            "model": config.model or "(resolved when the run starts)",
+            "structured_output": mode.value,
+            "messages": structx.build_messages(
+                first, target, include_schema=mode is not structx.StructuredOutput.TOOLS
+            ),
+        }
+        out.print(f"The request for {first.id}:", markup=False)
+        out.print_json(json.dumps(request, ensure_ascii=False))
 
 
 @app.command("eval")
@@ -223,15 +306,22 @@ def _configure_logging(verbose: bool) -> None:
 
 @contextlib.contextmanager
 def _output(out: Path | None) -> Iterator[TextIO]:
+    """Standard output, or ``out`` written whole or not at all (a temporary file, then a rename)."""
     if out is None:
         yield sys.stdout
         return
+    partial = out.with_name(f".{out.name}.partial")
     try:
-        handle = out.open("w", encoding="utf-8")
+        handle = partial.open("w", encoding="utf-8")
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
-    with handle:
-        yield handle
+    try:
+        with handle:
+            yield handle
+    except BaseException:
+        partial.unlink(missing_ok=True)  # the run database still holds every finished article
+        raise
+    partial.replace(out)
 
 
 @contextlib.contextmanager
@@ -260,14 +350,21 @@ def _report(console: Console, outcome: structx.ArticleOutcome, verbose: bool) ->
         )
 
 
-def _print_summary(console: Console, summary: structx.BatchSummary, seconds: float, out: Path | None) -> None:
+def _print_summary(
+    console: Console, summary: structx.BatchSummary, seconds: float, out: Path | None, *, model: str
+) -> None:
     failed = ", ".join(f"{n} {name}" for name, n in sorted(summary.errors_by_type.items()))
+    total = summary.ok + summary.failed
+    cost = structx.estimate_cost(model, summary.usage)
+    rate = total / seconds * 60 if seconds else 0.0
     console.print(
-        f"{summary.ok + summary.failed} articles: {summary.ok} ok, {summary.failed} failed"
+        f"{total} articles: {summary.ok} ok, {summary.failed} failed"
         + (f" ({failed})" if failed else "")
+        + (f", {summary.resumed} from an earlier run" if summary.resumed else "")
         + f"; {summary.records} records, {summary.ungrounded_records} ungrounded"
         + f"; {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion tokens"
-        + f"; {seconds:.1f} s"
+        + (f" (about ${cost:,.4f} at list prices)" if cost is not None else "")
+        + f"; {summary.requests} requests; {seconds:.1f} s, {rate:.1f} articles/min"
         + (f"; wrote {out}" if out is not None else ""),
         markup=False,
     )

@@ -113,7 +113,7 @@ def html_to_text(html: str) -> str:
 
 
 def iter_articles(
-    sources: Iterable[Article | Path | str], *, stdin: IO[str] | None = None
+    sources: Iterable[Article | InputError | Path | str], *, stdin: IO[str] | None = None
 ) -> Iterator[Article | InputError]:
     """Every article the sources name, read lazily, or the error that stands for it.
 
@@ -124,7 +124,7 @@ def iter_articles(
     ``{``, else one article).
     """
     for source in sources:
-        if isinstance(source, Article):
+        if isinstance(source, Article | InputError):
             yield source
         elif str(source) == STDIN:
             yield from _read_stdin(stdin or sys.stdin)

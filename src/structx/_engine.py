@@ -207,6 +207,7 @@ class Engine:
             value=value,
             grounding=report,
             chunks=len(answers),
+            cached=tally.cached,
             usage=tally.usage,
             attempts=tally.attempts,
             requests=tally.requests,

@@ -170,3 +170,5 @@ class Result(Generic[ModelT]):
     grounding: GroundingReport = field(default_factory=lambda: GroundingReport())
     #: How many chunks the article was split into (1 for most articles).
     chunks: int = 1
+    #: Model calls answered from the response cache rather than the endpoint.
+    cached: int = 0

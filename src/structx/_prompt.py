@@ -16,7 +16,10 @@ from pydantic import BaseModel
 
 from structx._models import Article
 
-__all__ = ["build_messages"]
+__all__ = ["PROMPT_VERSION", "build_messages"]
+
+#: Changes whenever the wording below changes, so that stored results are not reused across prompts.
+PROMPT_VERSION = "1"
 
 _INSTRUCTIONS = """\
 You extract structured records from one news article for analysts.

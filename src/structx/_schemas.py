@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from structx._errors import SchemaError
 
-__all__ = ["DEFAULT_SCHEMA_REF", "load_schema"]
+__all__ = ["DEFAULT_SCHEMA_REF", "load_schema", "schema_fingerprint"]
 
 DEFAULT_SCHEMA_REF = "structx_schemas.iran_militias:ArticleExtraction"
 
@@ -61,3 +62,9 @@ def _import_file(path: Path) -> object:
         del sys.modules[module_name]
         raise SchemaError(f"schema file {path} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def schema_fingerprint(schema: type[BaseModel]) -> str:
+    """A short hash of the schema's JSON schema: it changes when the target changes."""
+    text = json.dumps(schema.model_json_schema(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
