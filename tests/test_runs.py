@@ -1,0 +1,143 @@
+"""Runs that survive: resume after a kill, no repeated requests, nothing overwritten by accident."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import structx
+from structx._cli import app
+from structx.testing import Reply, ScriptedServer
+from tests.cassettes import FAULT_ARTICLE, seed_answer, seed_article
+
+ANSWER = Reply.answer(seed_answer(FAULT_ARTICLE))
+
+
+def _batch(tmp_path: Path, count: int) -> Path:
+    text = seed_article(FAULT_ARTICLE).text
+    path = tmp_path / "batch.jsonl"
+    lines = [json.dumps({"id": f"a{n}", "text": f"{text}\nCopy {n}."}) for n in range(count)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _args(server: ScriptedServer, batch: Path, out: Path, *extra: str) -> list[str]:
+    return ["extract", str(batch), "--out", str(out), "--base-url", server.base_url, "--model", "m",
+            "--structured-output", "json_schema", "--max-reasks", "0", *extra]  # fmt: skip
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _posts(server: ScriptedServer) -> int:
+    return sum(r.method == "POST" for r in server.requests)
+
+
+def test_a_second_run_resumes_and_makes_no_requests(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 5), tmp_path / "out.jsonl"
+    with ScriptedServer([ANSWER] * 5) as server:
+        first = CliRunner().invoke(app, _args(server, batch, out))
+        assert first.exit_code == 0, first.output
+        assert _posts(server) == 5
+        second = CliRunner().invoke(app, _args(server, batch, out))
+        assert second.exit_code == 0, second.output
+        assert _posts(server) == 5  # nothing sent the second time
+    assert "5 articles: 5 ok, 0 failed, 5 from an earlier run" in second.stderr
+    assert "; 0 requests;" in second.stderr
+    assert sorted(line["id"] for line in _lines(out)) == [f"a{n}" for n in range(5)]
+    assert not (tmp_path / ".out.jsonl.partial").exists()
+
+
+def test_force_redoes_everything_from_the_cache_and_no_cache_goes_to_the_endpoint(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 3), tmp_path / "out.jsonl"
+    with ScriptedServer([ANSWER] * 6) as server:
+        assert CliRunner().invoke(app, _args(server, batch, out)).exit_code == 0
+        forced = CliRunner().invoke(app, _args(server, batch, out, "--force"))
+        assert forced.exit_code == 0 and _posts(server) == 3  # answered from the response cache
+        assert all(line["cached"] == 1 and line["requests"] == 0 for line in _lines(out))
+        fresh = CliRunner().invoke(app, _args(server, batch, out, "--force", "--no-cache"))
+        assert fresh.exit_code == 0 and _posts(server) == 6
+
+
+def test_retry_failed_redoes_only_the_failures(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 3), tmp_path / "out.jsonl"
+    refused = Reply.status(400, "bad request")
+    with ScriptedServer([ANSWER, refused, ANSWER]) as server:
+        first = CliRunner().invoke(app, _args(server, batch, out, "--concurrency", "1"))
+        assert first.exit_code == 1
+        server.add(ANSWER)
+        again = CliRunner().invoke(app, _args(server, batch, out, "--retry-failed"))
+        assert again.exit_code == 0, again.output
+        assert _posts(server) == 4
+    assert [line["status"] for line in _lines(out)].count("ok") == 3
+
+
+def test_an_existing_output_from_elsewhere_is_not_overwritten(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
+    out.write_text("precious\n", encoding="utf-8")
+    with ScriptedServer([ANSWER]) as server:
+        result = CliRunner().invoke(app, _args(server, batch, out))
+        assert result.exit_code == 2 and "pass --force to overwrite it" in result.stderr
+        assert out.read_text(encoding="utf-8") == "precious\n" and _posts(server) == 0
+        forced = CliRunner().invoke(app, _args(server, batch, out, "--force"))
+        assert forced.exit_code == 0 and len(_lines(out)) == 1
+
+
+def test_dry_run_sends_nothing_and_shows_the_request(tmp_path: Path) -> None:
+    batch = _batch(tmp_path, 3)
+    with ScriptedServer() as server:
+        result = CliRunner().invoke(app, [*_args(server, batch, tmp_path / "o.jsonl"), "--dry-run", "--limit", "2"])
+        assert server.requests == []
+    assert result.exit_code == 0
+    assert "a0: " in result.stdout and "a1: " in result.stdout and "a2: " not in result.stdout
+    assert "2 articles; nothing was sent." in result.stdout
+    assert '"role": "system"' in result.stdout and not (tmp_path / "o.jsonl").exists()
+
+
+def test_the_summary_estimates_cost_only_for_priced_models() -> None:
+    usage = structx.Usage(prompt_tokens=1_000_000, completion_tokens=500_000)
+    assert structx.estimate_cost("gpt-4o-mini", usage) == pytest.approx(0.15 + 0.30)
+    assert structx.estimate_cost("SmolLM2-135M-Instruct", usage) is None
+
+
+def test_a_killed_run_resumes_without_losing_or_doubling_articles(tmp_path: Path) -> None:
+    count = 8
+    batch, out = _batch(tmp_path, count), tmp_path / "out.jsonl"
+    slow = Reply(ANSWER.status_code, ANSWER.body, delay=0.5)
+    database = tmp_path / "out.jsonl.structx.sqlite"
+    with ScriptedServer([slow] * count) as server:
+        command = [sys.executable, "-m", "structx", *_args(server, batch, out, "--concurrency", "2", "-q")]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRUCTX_"))}
+        run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        finished = 0
+        while finished < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if database.exists():
+                with sqlite3.connect(database) as db:
+                    finished = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+        assert 3 <= finished < count
+        with sqlite3.connect(database) as db:
+            kept = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        sent_before = _posts(server)
+        server.add(*[ANSWER] * count)
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert resumed.returncode == 0, resumed.stderr
+        sent_after = _posts(server) - sent_before
+    lines = _lines(out)
+    assert len(lines) == count and len({line["id"] for line in lines}) == count
+    assert all(line["status"] == "ok" for line in lines)
+    assert sent_after == count - kept  # only what had not finished was asked again
