@@ -14,10 +14,14 @@ same budget would fail the same way.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NoReturn, TypeVar
 
 import instructor
@@ -85,7 +89,8 @@ class Engine:
         answers = []
         for chunk in self._chunks(article):
             try:
-                answers.append(patched(**self._request(chunk, schema, tally, article.text)))
+                with _grounding_check(article.text, tally, self._config.max_reasks):
+                    answers.append(patched(**self._request(chunk, schema)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
                 self._raise_failure(exc, tally)
         return self._result(answers, schema, article, tally, started)
@@ -102,7 +107,8 @@ class Engine:
         answers = []
         for chunk in self._chunks(article):
             try:
-                answers.append(await patched(**self._request(chunk, schema, tally, article.text)))
+                with _grounding_check(article.text, tally, self._config.max_reasks):
+                    answers.append(await patched(**self._request(chunk, schema)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
                 self._raise_failure(exc, tally)
         return self._result(answers, schema, article, tally, started)
@@ -118,13 +124,13 @@ class Engine:
         pieces = split_into_chunks(article.text, config.chunk_chars, config.chunk_overlap)
         return [Article(text=text, id=f"{article.id}@{offset}") for offset, text in pieces]
 
-    def _request(self, chunk: Article, schema: type[BaseModel], tally: CallTally, article_text: str) -> dict[str, Any]:
+    def _request(self, chunk: Article, schema: type[BaseModel]) -> dict[str, Any]:
         """The request for one chunk (the whole article, mostly); grounding checks the whole article."""
         config = self._config
         # No validation ``context``: with one, instructor renders the messages
         # as Jinja templates, and article text must reach the model verbatim.
         request: dict[str, Any] = {
-            "response_model": _with_grounding_check(schema, article_text, tally, config.max_reasks),
+            "response_model": _checked_schema(schema),
             "max_retries": config.max_reasks,
             "strict": False,
             "model": self._endpoint.model,
@@ -244,29 +250,70 @@ def _describe_validation_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-def _with_grounding_check(schema: type[ModelT], article_text: str, tally: CallTally, max_reasks: int) -> type[ModelT]:
+@dataclass(frozen=True, slots=True)
+class _GroundingCheck:
+    """What the grounding validator needs for the request being parsed."""
+
+    article_text: str
+    tally: CallTally
+    first_attempt: int
+    max_reasks: int
+
+    @property
+    def attempts_remain(self) -> bool:
+        return self.tally.attempts - self.first_attempt < self.max_reasks
+
+
+# Set around each model call; read by the validator of the checked schema.
+# A context variable keeps concurrent extractions (threads or tasks) apart.
+_CURRENT_CHECK: ContextVar[_GroundingCheck | None] = ContextVar("structx_grounding_check", default=None)
+
+
+@contextlib.contextmanager
+def _grounding_check(article_text: str, tally: CallTally, max_reasks: int) -> Iterator[None]:
+    token = _CURRENT_CHECK.set(_GroundingCheck(article_text, tally, tally.attempts + 1, max_reasks))
+    try:
+        yield
+    finally:
+        _CURRENT_CHECK.reset(token)
+
+
+@lru_cache(maxsize=64)
+def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
     """``schema`` plus a validator that re-asks while records are ungrounded.
 
     The check runs on every answer; while re-asks remain, ungrounded records
     fail validation with feedback naming each excerpt or name that is not in
     the article, so instructor sends it back to the model. On the last
-    attempt the answer passes and the grounding policy decides.
+    attempt the answer passes and the grounding policy decides. Made once per
+    schema; its JSON schema (the same as ``schema``'s) is computed once too.
     """
-    first_attempt = tally.attempts + 1
 
     def check(answer: ModelT) -> ModelT:
-        last_attempt = tally.attempts - first_attempt >= max_reasks
-        if not last_attempt:
-            report = ground(answer, article_text)
+        current = _CURRENT_CHECK.get()
+        if current is not None and current.attempts_remain:
+            report = ground(answer, current.article_text)
             if not report.grounded:
                 raise ValueError(report.feedback())
         return answer
 
+    # Already a ResponseSchema, so instructor uses it as it is instead of
+    # deriving a new class from it on every call.
     checked: type[ModelT] = create_model(
         schema.__name__,
-        __base__=schema,
+        __base__=(schema, instructor.ResponseSchema),
         __module__=schema.__module__,
         __doc__=schema.__doc__,
         __validators__={"structx_grounding": model_validator(mode="after")(check)},  # type: ignore[dict-item]
     )
+    computed: dict[Any, dict[str, Any]] = {}
+    generate = checked.model_json_schema
+
+    def model_json_schema(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in computed:
+            computed[key] = generate(*args, **kwargs)
+        return copy.deepcopy(computed[key])
+
+    type.__setattr__(checked, "model_json_schema", model_json_schema)
     return checked

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel
@@ -57,7 +58,7 @@ class Aligner:
     @property
     def normalized(self) -> NormalizedText:
         if self._normalized is None:
-            self._normalized = NormalizedText(self.article)
+            self._normalized = _normalized_article(self.article)
         return self._normalized
 
     def align(self, excerpt: str) -> EvidenceSpan:
@@ -116,6 +117,9 @@ class Aligner:
         return bool(parts) and all(self._contains_name_part(part, evidence) for part in parts)
 
     def _contains_name_part(self, name: str, evidence: list[str]) -> bool:
+        as_written = normalize(name).strip()
+        if as_written and _find_whole_words(self.normalized.text, as_written, 0) is not None:
+            return True  # the usual case, without building the article's name tokens
         wanted = name_tokens(name)
         if not wanted:
             return normalize(name).strip() in self.normalized.text
@@ -125,11 +129,19 @@ class Aligner:
 
     @property
     def _article_tokens(self) -> list[str]:
-        tokens = getattr(self, "_tokens", None)
-        if tokens is None:
-            tokens = name_tokens(self.article)
-            self._tokens: list[str] = tokens
-        return tokens
+        return _article_name_tokens(self.article)
+
+
+# One article is grounded several times (each re-ask, then the final answer):
+# its normalized copy and name tokens are made once. Both are read-only.
+@lru_cache(maxsize=16)
+def _normalized_article(article: str) -> NormalizedText:
+    return NormalizedText(article)
+
+
+@lru_cache(maxsize=16)
+def _article_name_tokens(article: str) -> list[str]:
+    return name_tokens(article)
 
 
 def _status(found: str, needle: str) -> AlignmentStatus:

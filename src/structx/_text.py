@@ -18,6 +18,7 @@ __all__ = ["NormalizedText", "is_word_continuation", "name_tokens", "normalize"]
 _QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ", "'") | dict.fromkeys('"“”„‟″«»', '"')
 _DASHES = dict.fromkeys("-‐‑‒–—―−﹘﹣－", "-")
 # Zero-width characters, soft hyphen, Arabic tatweel, and the transliteration marks for ayn and hamza.
+_SEGMENTS = re.compile(r"(?P<plain>[A-Za-z0-9]+)|(?P<other>.)", re.DOTALL)
 _DROPPED = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u0640\u02be\u02bf")
 
 
@@ -50,8 +51,20 @@ class NormalizedText:
         chars: list[str] = []
         sources: list[int] = []
         pending_space = False
-        for index, char in enumerate(original):
-            folded = char.lower() if char.isascii() and char.isalnum() else _fold(char)
+        # Runs of plain ASCII letters and digits are the bulk of most articles:
+        # they are lowercased and mapped a run at a time, the rest char by char.
+        for match in _SEGMENTS.finditer(original):
+            start = match.start()
+            if match.lastgroup == "plain":
+                if pending_space:
+                    chars.append(" ")
+                    sources.append(start - 1)
+                    pending_space = False
+                chars.append(match.group().lower())
+                sources.extend(range(start, match.end()))
+                continue
+            char = match.group()
+            folded = _fold(char)
             if folded == " ":
                 pending_space = bool(chars)
                 continue
@@ -59,11 +72,10 @@ class NormalizedText:
                 continue
             if pending_space:
                 chars.append(" ")
-                sources.append(index - 1)
+                sources.append(start - 1)
                 pending_space = False
-            for piece in folded:
-                chars.append(piece)
-                sources.append(index)
+            chars.append(folded)
+            sources.extend([start] * len(folded))
         self.text = "".join(chars)
         #: sources[k] is the index in ``original`` of the character behind text[k].
         self.sources = sources

@@ -130,7 +130,7 @@ class ScriptedServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 that plays a script.
 
     ``port=0`` picks a free port. When the script runs out, further
-    completion requests get HTTP 500 with a message saying so.
+    completion requests get ``default``, or HTTP 500 with a message saying so.
     """
 
     def __init__(
@@ -141,10 +141,13 @@ class ScriptedServer:
         model: str = "scripted-model",
         owned_by: str = "scripted",
         models_reply: Reply | None = None,
+        default: Reply | None = None,
     ) -> None:
         self._replies = list(replies)
         #: Replaces the default ``GET /models`` answer (one model) when set.
         self.models_reply = models_reply
+        #: The answer once the script has run out (by default, a 500 saying so).
+        self.default = default
         self._lock = threading.Lock()
         self.model = model
         self.owned_by = owned_by
@@ -191,7 +194,7 @@ class ScriptedServer:
         with self._lock:
             if self._replies:
                 return self._replies.pop(0)
-        return Reply.status(500, "the scripted server has no replies left")
+        return self.default or Reply.status(500, "the scripted server has no replies left")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
