@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import instructor
 from instructor.core.exceptions import InstructorError, ResponseParsingError
@@ -299,15 +299,16 @@ def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
 
     # Already a ResponseSchema, so instructor uses it as it is instead of
     # deriving a new class from it on every call.
+    bases: tuple[type[Any], ...] = (schema, instructor.ResponseSchema)
     checked: type[ModelT] = create_model(
         schema.__name__,
-        __base__=(schema, instructor.ResponseSchema),
+        __base__=bases,
         __module__=schema.__module__,
         __doc__=schema.__doc__,
         __validators__={"structx_grounding": model_validator(mode="after")(check)},  # type: ignore[dict-item]
     )
     computed: dict[Any, dict[str, Any]] = {}
-    generate = checked.model_json_schema
+    generate = cast(Any, checked).model_json_schema
 
     def model_json_schema(*args: Any, **kwargs: Any) -> dict[str, Any]:
         key = (args, tuple(sorted(kwargs.items())))
@@ -316,4 +317,4 @@ def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
         return copy.deepcopy(computed[key])
 
     type.__setattr__(checked, "model_json_schema", model_json_schema)
-    return checked
+    return cast(type[ModelT], checked)

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -64,6 +65,7 @@ def _import_file(path: Path) -> object:
     return module
 
 
+@lru_cache(maxsize=64)
 def schema_fingerprint(schema: type[BaseModel]) -> str:
     """A short hash of the schema's JSON schema: it changes when the target changes."""
     text = json.dumps(schema.model_json_schema(), sort_keys=True, separators=(",", ":"))
