@@ -37,6 +37,7 @@ from structx._errors import (
     ValidationFailed,
 )
 from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, load_predictions
+from structx._export import export_tables
 from structx._grounding import Aligner, ground
 from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
 from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
@@ -96,6 +97,7 @@ __all__ = [
     "build_messages",
     "estimate_cost",
     "evaluate",
+    "export_tables",
     "extract",
     "extract_many",
     "ground",

@@ -288,6 +288,26 @@ def evaluate(
         json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
+@app.command("export")
+def export(
+    results: Annotated[Path, typer.Argument(help="A JSONL file written by structx extract.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory for the tables.")],
+    format: Annotated[
+        list[str] | None, typer.Option("--format", help="csv (one file per table) and/or sqlite. Default: both.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace tables that already exist.")] = False,
+) -> None:
+    """Export results to tables: one per record type, plus one row per article."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        lines = structx.load_predictions(results)
+        written = structx.export_tables(lines, out_dir, formats=format or ["csv", "sqlite"], force=force)
+    except structx.UsageError as exc:
+        _fail(console, str(exc))
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+
+
 def _fail(console: Console, message: str) -> NoReturn:
     console.print(f"structx: error: {message}", style="red")
     raise typer.Exit(EXIT_USAGE)

@@ -111,6 +111,7 @@ class Reply:
 class _QuietHTTPServer(ThreadingHTTPServer):
     # Many clients at once (a batch at high concurrency) must not overflow the listen backlog.
     request_queue_size = 256
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (a timeout under test) closes the socket
         # before the scripted answer is written; that is expected here.

@@ -1,0 +1,124 @@
+"""Exporting a results file to tables: CSV files, or one SQLite database.
+
+One table per record type (``visits``, ``meetings``, ...) with a row per
+record, plus ``articles`` with a row per article. Every file is written to a
+temporary name in the output directory and renamed into place, so a reader
+never sees half a table; nothing is written outside the output directory, and
+an existing file is replaced only when asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from structx._errors import InputError, UsageError
+
+__all__ = ["export_tables"]
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_ARTICLE_COLUMNS = [
+    "article_id", "source", "status", "error_type", "error_message", "prompt_tokens", "completion_tokens",
+    "attempts", "requests", "model", "records", "ungrounded_records",
+]  # fmt: skip
+
+
+def _tables(lines: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    tables: dict[str, list[dict[str, Any]]] = {"articles": []}
+    for line in lines:
+        grounding = {r["path"]: r for r in (line.get("grounding") or {}).get("records", []) if not r.get("dropped")}
+        usage = line.get("usage") or {}
+        error = line.get("error") or {}
+        tables["articles"].append(
+            {
+                "article_id": line["id"], "source": line.get("source"), "status": line["status"],
+                "error_type": error.get("type"), "error_message": error.get("message"),
+                "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+                "attempts": line.get("attempts"), "requests": line.get("requests"), "model": line.get("model"),
+                "records": len(grounding), "ungrounded_records": sum(not r["grounded"] for r in grounding.values()),
+            }
+        )  # fmt: skip
+        for name, value in (line.get("records") or {}).items():
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                continue
+            if not _TABLE_NAME.fullmatch(name) or name == "articles":
+                raise InputError(f"record type {name!r} of article {line['id']!r} is not a usable table name")
+            rows = tables.setdefault(name, [])
+            for index, record in enumerate(value):
+                path = f"{name}[{index}]"
+                row: dict[str, Any] = {"article_id": line["id"], "index": index}
+                row["grounded"] = grounding[path]["grounded"] if path in grounding else None
+                row.update({key: _cell(item) for key, item in record.items()})
+                rows.append(row)
+    return tables
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
+
+
+def _columns(rows: list[dict[str, Any]], first: list[str]) -> list[str]:
+    columns = list(first)
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    return columns
+
+
+def _inside(directory: Path, name: str) -> Path:
+    target = directory / name
+    if not target.resolve().is_relative_to(directory.resolve()):
+        raise UsageError(f"{target} would be written outside {directory}")
+    return target
+
+
+def _claim(target: Path, force: bool) -> Path:
+    if (target.exists() or target.is_symlink()) and not force:
+        raise UsageError(f"{target} exists; pass --force to replace it")
+    return target.with_name(f".{target.name}.partial")
+
+
+def export_tables(
+    lines: list[dict[str, Any]], directory: Path, *, formats: Iterable[str], force: bool = False
+) -> list[Path]:
+    """Write the results' tables into ``directory`` as ``csv`` files and/or a ``sqlite`` database."""
+    tables = _tables(lines)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for kind in formats:
+        if kind == "csv":
+            for name, rows in tables.items():
+                target = _inside(directory, f"{name}.csv")
+                partial = _claim(target, force)
+                first = _ARTICLE_COLUMNS if name == "articles" else ["article_id", "index", "grounded"]
+                with partial.open("w", encoding="utf-8", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=_columns(rows, first))
+                    writer.writeheader()
+                    writer.writerows(rows)
+                partial.replace(target)
+                written.append(target)
+        elif kind == "sqlite":
+            target = _inside(directory, "results.sqlite")
+            partial = _claim(target, force)
+            partial.unlink(missing_ok=True)
+            with sqlite3.connect(partial) as db:
+                for name, rows in tables.items():
+                    first = _ARTICLE_COLUMNS if name == "articles" else ["article_id", "index", "grounded"]
+                    columns = _columns(rows, first)
+                    quoted = ", ".join(f'"{c}"' for c in columns)
+                    db.execute(f'CREATE TABLE "{name}" ({quoted})')
+                    marks = ", ".join("?" for _ in columns)
+                    db.executemany(
+                        f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})',
+                        ([row.get(c) for c in columns] for row in rows),
+                    )
+            db.close()
+            partial.replace(target)
+            written.append(target)
+        else:
+            raise UsageError(f"unknown export format {kind!r}: use csv or sqlite")
+    return written

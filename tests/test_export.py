@@ -1,0 +1,80 @@
+"""Exporting results to CSV and SQLite tables, safely."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import structx
+from structx._cli import app
+from tests.cassettes import seed_answer, seed_article, seed_paths
+
+STEMS = [path.stem for path in seed_paths()]
+
+
+def _results(tmp_path: Path, extra: list[dict[str, Any]] | None = None) -> Path:
+    lines = []
+    for stem in STEMS:
+        answer = seed_answer(stem)
+        grounding = structx.ground(answer, seed_article(stem).text).to_dict()
+        records = answer.model_dump(mode="json")
+        usage = {"prompt_tokens": 10, "completion_tokens": 5}
+        line = {"id": stem, "source": f"seeds/{stem}.txt", "status": "ok", "records": records}
+        lines.append({**line, "grounding": grounding, "usage": usage})
+    lines.append({"id": "broken", "status": "error", "error": {"type": "TruncatedOutput", "message": "cut"}})
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in [*lines, *(extra or [])]) + "\n", encoding="utf-8")
+    return path
+
+
+def _count(name: str) -> int:
+    return sum(len(getattr(seed_answer(stem), name)) for stem in STEMS)
+
+
+def test_csv_and_sqlite_hold_one_row_per_record_and_per_article(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["export", str(_results(tmp_path)), "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("visits", "meetings", "militia_stances", "quoted_sources"):
+        with (out / f"{name}.csv").open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == _count(name)
+        assert all(row["grounded"] == "True" for row in rows)
+        assert json.loads(rows[0]["evidence"])  # lists kept as JSON
+    with (out / "articles.csv").open(encoding="utf-8") as handle:
+        articles = {row["article_id"]: row for row in csv.DictReader(handle)}
+    assert len(articles) == 6 and articles["broken"]["error_type"] == "TruncatedOutput"
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute('SELECT COUNT(*) FROM "visits"').fetchone()[0] == _count("visits")
+        assert db.execute("SELECT COUNT(*) FROM articles WHERE status = 'ok'").fetchone()[0] == 5
+    assert not list(out.glob(".*.partial"))
+
+
+def test_existing_tables_are_replaced_only_with_force(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    results = _results(tmp_path)
+    assert CliRunner().invoke(app, ["export", str(results), "--out-dir", str(out), "--format", "csv"]).exit_code == 0
+    again = CliRunner().invoke(app, ["export", str(results), "--out-dir", str(out), "--format", "csv"])
+    assert again.exit_code == 2 and "pass --force to replace it" in again.stderr
+    forced = CliRunner().invoke(app, ["export", str(results), "--out-dir", str(out), "--format", "csv", "--force"])
+    assert forced.exit_code == 0
+
+
+def test_nothing_is_written_outside_the_output_directory(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    out.mkdir()
+    outside = tmp_path / "outside.csv"
+    (out / "visits.csv").symlink_to(outside)
+    with pytest.raises(structx.UsageError, match="outside"):
+        structx.export_tables(structx.load_predictions(_results(tmp_path)), out, formats=["csv"], force=True)
+    assert not outside.exists()
+    evil = {"id": "x", "status": "ok", "records": {"../../evil": [{"a": 1}]}}
+    with pytest.raises(structx.InputError, match="not a usable table name"):
+        structx.export_tables(structx.load_predictions(_results(tmp_path, [evil])), tmp_path / "t2", formats=["csv"])
+    assert not (tmp_path / "evil.csv").exists()
