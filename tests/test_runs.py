@@ -141,3 +141,28 @@ def test_a_killed_run_resumes_without_losing_or_doubling_articles(tmp_path: Path
     assert len(lines) == count and len({line["id"] for line in lines}) == count
     assert all(line["status"] == "ok" for line in lines)
     assert sent_after == count - kept  # only what had not finished was asked again
+
+
+def test_a_project_can_pin_settings_and_the_command_line_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
+    monkeypatch.chdir(tmp_path)
+    with ScriptedServer([ANSWER, ANSWER]) as server:
+        (tmp_path / "pyproject.toml").write_text(
+            f'[tool.structx]\nbase-url = "{server.base_url}"\nmodel = "pinned"\nstructured-output = "json_schema"\n'
+            "max-reasks = 0\n",
+            encoding="utf-8",
+        )
+        assert CliRunner().invoke(app, ["extract", str(batch), "--out", str(out)]).exit_code == 0
+        assert (
+            CliRunner().invoke(app, ["extract", str(batch), "--out", str(out), "--model", "mine", "--force"]).exit_code
+            == 0
+        )
+        models = [r.body["model"] for r in server.requests if r.method == "POST"]
+    assert models == ["pinned", "mine"]
+
+
+def test_an_unknown_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "structx.toml").write_text('modle = "x"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["extract", str(_batch(tmp_path, 1))])
+    assert result.exit_code == 2 and "structx.toml: unknown setting 'modle'" in result.stderr

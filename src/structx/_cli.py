@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -40,8 +41,48 @@ _EMBEDDED_NOTICE = (
 
 
 @app.callback()
-def _root() -> None:
-    """structx: structured, evidence-grounded records from news articles."""
+def _root(ctx: typer.Context) -> None:
+    """structx: structured, evidence-grounded records from news articles.
+
+    Settings for `structx extract` can be pinned in ./structx.toml or under
+    [tool.structx] in ./pyproject.toml (e.g. model = "...", concurrency = 8);
+    options on the command line win.
+    """
+    try:
+        settings = _project_settings(Path.cwd(), ctx)
+    except structx.UsageError as exc:
+        _fail(Console(stderr=True, highlight=False, soft_wrap=True), str(exc))
+    if settings:
+        ctx.default_map = {"extract": settings}
+
+
+def _project_settings(directory: Path, ctx: typer.Context) -> dict[str, Any]:
+    """``extract`` option defaults from ``structx.toml`` or ``[tool.structx]`` in ``pyproject.toml``."""
+    own, pyproject = directory / "structx.toml", directory / "pyproject.toml"
+    try:
+        if own.is_file():
+            source, table = own, tomllib.loads(own.read_text(encoding="utf-8"))
+        elif pyproject.is_file():
+            source, table = (
+                pyproject,
+                tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("structx", {}),
+            )
+        else:
+            return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise structx.ConfigError(f"cannot read settings: {exc}") from None
+    group = ctx.command
+    extract = getattr(group, "commands", {}).get("extract")
+    allowed: set[str] = set()
+    if extract is not None:
+        allowed = {param.name for param in extract.params if param.name and param.name != "paths"}
+    settings = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in allowed:
+            raise structx.ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(allowed))})")
+        settings[name] = value
+    return settings
 
 
 @app.command()
