@@ -100,7 +100,9 @@ def is_word_continuation(char: str) -> bool:
     return unicodedata.category(char).startswith("M") or char in "\u200c\u200d"
 
 
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
+    # Cached: an answer's excerpts and names are normalized again at each grounding pass.
     return NormalizedText(text).text
 
 
