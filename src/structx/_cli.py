@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NoReturn, TextIO
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 import structx
@@ -205,7 +205,9 @@ def extract(
                     summary.add(outcome)
                     _report(console, outcome, verbose)
                     if bar is not None and task is not None:
-                        tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens"
+                        done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
+                        rate = done / elapsed * 60 if elapsed else 0.0
+                        tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
                         bar.update(task, advance=1, description=f"extracting ({tally})")
                 await client.aclose_connections()
                 return stop.is_set()
@@ -390,7 +392,13 @@ def _progress(console: Console, *, enabled: bool) -> Iterator[Progress | None]:
     if not enabled or not console.is_terminal:
         yield None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         yield bar
 
