@@ -166,3 +166,14 @@ def test_an_unknown_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (tmp_path / "structx.toml").write_text('modle = "x"\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["extract", str(_batch(tmp_path, 1))])
     assert result.exit_code == 2 and "structx.toml: unknown setting 'modle'" in result.stderr
+
+
+def test_two_articles_with_the_same_text_keep_their_own_lines(tmp_path: Path) -> None:
+    text = seed_article(FAULT_ARTICLE).text
+    batch, out = tmp_path / "same.jsonl", tmp_path / "out.jsonl"
+    batch.write_text("\n".join(json.dumps({"id": i, "text": text}) for i in ("x", "y")) + "\n", encoding="utf-8")
+    with ScriptedServer([ANSWER, ANSWER]) as server:
+        assert CliRunner().invoke(app, _args(server, batch, out, "--concurrency", "1")).exit_code == 0
+        assert _posts(server) == 1  # the second is answered from the response cache
+        assert CliRunner().invoke(app, _args(server, batch, out)).exit_code == 0
+    assert sorted(line["id"] for line in _lines(out)) == ["x", "y"]

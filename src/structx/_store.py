@@ -3,8 +3,9 @@
 One SQLite file (WAL mode) beside the output. A result is stored the moment
 its article finishes, in its own transaction, so a process killed at any
 point loses nothing that was finished, and a re-run skips it. Results are
-keyed by the article's content hash, the schema's fingerprint, the model and
-the prompt version: change any of them and the article is extracted anew.
+keyed by the article's id and content hash, the schema's fingerprint, the
+model and the prompt version: change any of them and the article is
+extracted anew.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ CREATE TABLE IF NOT EXISTS responses (
 
 
 def result_key(article: Article, schema: type[BaseModel], model: str) -> str:
-    parts = [article.content_hash, schema_fingerprint(schema), model, PROMPT_VERSION]
+    # The id is part of the key: two articles with the same text and different
+    # ids are two results (the response cache still answers the second one).
+    parts = [article.id, article.content_hash, schema_fingerprint(schema), model, PROMPT_VERSION]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
