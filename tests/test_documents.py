@@ -126,3 +126,20 @@ def test_html_is_parsed_to_text_and_utf16_is_decoded(tmp_path: Path) -> None:
     utf16 = tmp_path / "u16.txt"
     utf16.write_bytes("Qaani’s visit".encode("utf-16"))
     assert structx.read_article(utf16).text == "Qaani’s visit"
+
+
+def test_a_bad_byte_costs_one_jsonl_line_and_bad_stdin_is_an_input_error(tmp_path: Path) -> None:
+    import io
+
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(b'{"id": "a", "text": "one"}\n{"id": "b", "text": "caf\xe9"}\n{"id": "c", "text": "three"}\n')
+    items = list(structx.iter_articles([path]))
+    assert [i.id for i in items if isinstance(i, structx.Article)] == ["a", "c"]
+    (bad,) = [i for i in items if isinstance(i, structx.InputError)]
+    assert bad.article_id == "b:2" and "line 2 is not UTF-8" in bad.reason
+
+    class Stdin(io.StringIO):
+        buffer = io.BytesIO(b"caf\xe9 au lait")
+
+    (error,) = structx.iter_articles(["-"], stdin=Stdin())
+    assert isinstance(error, structx.InputError) and "not UTF-8" in error.reason

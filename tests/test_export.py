@@ -78,3 +78,16 @@ def test_nothing_is_written_outside_the_output_directory(tmp_path: Path) -> None
     with pytest.raises(structx.InputError, match="not a usable table name"):
         structx.export_tables(structx.load_predictions(_results(tmp_path, [evil])), tmp_path / "t2", formats=["csv"])
     assert not (tmp_path / "evil.csv").exists()
+
+
+def test_a_planted_partial_symlink_is_not_followed_and_link_columns_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    out.mkdir()
+    outside = tmp_path / "outside.csv"
+    (out / ".articles.csv.partial").symlink_to(outside)
+    clash = {"id": "A1", "status": "ok", "records": {"visits": [{"article_id": "X", "visitor": "Qaani"}]}}
+    structx.export_tables([clash], out, formats=["csv"])
+    assert not outside.exists()
+    with (out / "visits.csv").open(encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["article_id"], row["record_article_id"]) == ("A1", "X")

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 import structx
 from structx._cli import app
 from structx.testing import Reply, ScriptedServer
+from structx_schemas import ArticleExtraction
 from tests.cassettes import FAULT_ARTICLE, seed_answer, seed_article
 
 ANSWER = Reply.answer(seed_answer(FAULT_ARTICLE))
@@ -72,7 +74,8 @@ def test_force_redoes_everything_from_the_cache_and_no_cache_goes_to_the_endpoin
 
 def test_retry_failed_redoes_only_the_failures(tmp_path: Path) -> None:
     batch, out = _batch(tmp_path, 3), tmp_path / "out.jsonl"
-    refused = Reply.status(400, "bad request")
+    # A failed answer is never cached: retrying must ask the model again.
+    refused = Reply.completion('{"title": "cut', finish_reason="length")
     with ScriptedServer([ANSWER, refused, ANSWER]) as server:
         first = CliRunner().invoke(app, _args(server, batch, out, "--concurrency", "1"))
         assert first.exit_code == 1
@@ -177,3 +180,32 @@ def test_two_articles_with_the_same_text_keep_their_own_lines(tmp_path: Path) ->
         assert _posts(server) == 1  # the second is answered from the response cache
         assert CliRunner().invoke(app, _args(server, batch, out)).exit_code == 0
     assert sorted(line["id"] for line in _lines(out)) == ["x", "y"]
+
+
+def test_resumed_and_cached_answers_cost_nothing_and_prices_can_be_set(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 2), tmp_path / "out.jsonl"
+    prices = tmp_path / "prices.toml"
+    prices.write_text('"m" = [1000.0, 2000.0]\n', encoding="utf-8")
+    with ScriptedServer([ANSWER, ANSWER]) as server:
+        first = CliRunner().invoke(app, [*_args(server, batch, out), "--prices", str(prices)])
+        again = CliRunner().invoke(app, [*_args(server, batch, out), "--prices", str(prices)])
+    # 2 answers of 100 prompt + 50 completion tokens at $1000 / $2000 per million
+    assert "200 prompt + 100 completion tokens (about $0.4000 at list prices)" in first.stderr
+    assert "0 prompt + 0 completion tokens (about $0.0000 at list prices)" in again.stderr
+
+
+def test_leaving_extract_many_early_stops_the_batch(tmp_path: Path) -> None:
+    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"n{n}") for n in range(20)]
+    slow = Reply(ANSWER.status_code, ANSWER.body, delay=0.2)
+    with (
+        ScriptedServer(default=slow) as server,
+        structx.Client(
+            structx.Config(base_url=server.base_url, model="m", structured_output="json_schema", max_reasks=0)
+        ) as client,
+    ):
+        for outcome in structx.extract_many(articles, client, ArticleExtraction, concurrency=2):
+            assert outcome.status == "ok"
+            break
+        sent = _posts(server)
+    assert sent <= 4  # the first two, and at most the two that had started when it stopped
+    assert not [t for t in threading.enumerate() if t.name == "structx-extract-many"]

@@ -94,14 +94,19 @@ class CallTally:
     requests: int = 0
     #: Completions served from the response cache instead of the endpoint.
     cached: int = 0
+    #: Tokens spent on this run's requests (cached completions cost nothing).
     usage: Usage = field(default_factory=Usage)
+    #: (request key, completion) pairs to cache once the extraction has succeeded.
+    pending_cache: list[tuple[str, str]] = field(default_factory=list)
+    _next_is_cached: bool = False
     last_completion: str | None = None
     #: When the extraction began (time.monotonic()); the retry budget counts from here.
     started: float = field(default_factory=time.monotonic)
 
     def record(self, completion: ChatCompletion) -> None:
         self.attempts += 1
-        if completion.usage is not None:
+        from_cache, self._next_is_cached = self._next_is_cached, False
+        if completion.usage is not None and not from_cache:
             self.usage = self.usage + Usage(
                 prompt_tokens=completion.usage.prompt_tokens or 0,
                 completion_tokens=completion.usage.completion_tokens or 0,
@@ -247,7 +252,7 @@ class Backend:
         completion = cast(
             ChatCompletion, self._with_retries(tally, lambda: self._sync.chat.completions.create(**kwargs))
         )
-        self._remember(key, completion)
+        self._remember(key, completion, tally)
         return completion
 
     async def acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
@@ -255,7 +260,7 @@ class Backend:
         if (cached := self._cached(key, tally)) is not None:
             return cached
         completion = await self._acreate(tally, kwargs)
-        self._remember(key, completion)
+        self._remember(key, completion, tally)
         return completion
 
     def _cache_key(self, kwargs: dict[str, Any]) -> str | None:
@@ -268,11 +273,22 @@ class Backend:
         if key is None or self._cache is None or (body := self._cache.get_response(key)) is None:
             return None
         tally.cached += 1
+        tally._next_is_cached = True
         return ChatCompletion.model_validate_json(body)
 
-    def _remember(self, key: str | None, completion: ChatCompletion) -> None:
-        if key is not None and self._cache is not None:
-            self._cache.put_response(key, completion.model_dump_json())
+    def _remember(self, key: str | None, completion: ChatCompletion, tally: CallTally) -> None:
+        if key is not None:
+            tally.pending_cache.append((key, completion.model_dump_json()))
+
+    def commit_cache(self, tally: CallTally) -> None:
+        """Cache the exchanges of an extraction that succeeded.
+
+        Those of a failed one are never cached: retrying it must ask the model again.
+        """
+        if self._cache is not None:
+            for key, body in tally.pending_cache:
+                self._cache.put_response(key, body)
+        tally.pending_cache.clear()
 
     async def _acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
         try:

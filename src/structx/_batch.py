@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -79,7 +80,10 @@ class ArticleOutcome:
 
 @dataclass(slots=True)
 class BatchSummary:
-    """Totals over a batch, built from the outcomes' lines (so resumed ones count too)."""
+    """Totals over a batch, built from the outcomes' lines.
+
+    Resumed outcomes count as articles; tokens and requests count this run's only.
+    """
 
     ok: int = 0
     failed: int = 0
@@ -99,9 +103,9 @@ class BatchSummary:
             self.failed += 1
             name = line["error"]["type"]
             self.errors_by_type[name] = self.errors_by_type.get(name, 0) + 1
-        usage = line.get("usage") or {}
-        self.usage = self.usage + Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-        if not outcome.resumed:
+        if not outcome.resumed:  # tokens and requests of this run only: resumed ones cost nothing now
+            usage = line.get("usage") or {}
+            self.usage = self.usage + Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             self.requests += int(line.get("requests", 0))
         grounding = (line.get("grounding") or {}).get("records") or []
         self.records += len(grounding)
@@ -167,12 +171,22 @@ def extract_many(
     store: RunStore | None = None,
     redo: Literal["failed", "all"] | None = None,
 ) -> Iterator[ArticleOutcome]:
-    """Sync twin of :func:`aextract_many`: runs it on an event loop of its own thread."""
-    outcomes: queue.Queue[ArticleOutcome | BaseException | None] = queue.Queue(maxsize=concurrency * 2)
+    """Sync twin of :func:`aextract_many`: runs it on an event loop of its own thread.
+
+    Leaving the loop early (``break``, an exception) stops new work the way
+    Ctrl-C does: articles in flight finish and are stored, then the thread ends.
+    """
+    outcomes: queue.Queue[ArticleOutcome | BaseException | None] = queue.Queue()
+    consumer_gone = threading.Event()
+    loop_ready: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = queue.Queue()
 
     async def produce() -> None:
-        async for outcome in aextract_many(articles, client, schema, concurrency=concurrency, store=store, redo=redo):
-            outcomes.put(outcome)
+        stop = asyncio.Event()
+        loop_ready.put((asyncio.get_running_loop(), stop))
+        batch = aextract_many(articles, client, schema, concurrency=concurrency, store=store, redo=redo, stop=stop)
+        async for outcome in batch:
+            if not consumer_gone.is_set():
+                outcomes.put(outcome)
         await client.aclose_connections()
 
     def run() -> None:
@@ -185,11 +199,18 @@ def extract_many(
 
     worker = threading.Thread(target=run, name="structx-extract-many", daemon=True)
     worker.start()
-    while (item := outcomes.get()) is not None:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    worker.join()
+    try:
+        while (item := outcomes.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        consumer_gone.set()
+        if worker.is_alive():
+            with contextlib.suppress(queue.Empty, RuntimeError):  # the loop may have ended meanwhile
+                loop, stop = loop_ready.get(timeout=5)
+                loop.call_soon_threadsafe(stop.set)
+        worker.join()
 
 
 async def _extract_one(

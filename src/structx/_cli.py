@@ -123,6 +123,10 @@ def extract(
     retry_failed: Annotated[bool, typer.Option(help="Redo the articles that failed in an earlier run.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Send every request, even one answered before.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would be sent, without calling the endpoint.")] = False,
+    prices: Annotated[
+        Path | None,
+        typer.Option(help="TOML of model = [prompt, completion] dollars per million tokens, for the cost estimate."),
+    ] = None,
 ) -> None:
     """Extract records from each article: one JSON line per article.
 
@@ -155,6 +159,10 @@ def extract(
     if dry_run:
         _dry_run(articles, target, config)
         raise typer.Exit(EXIT_OK)
+    try:
+        price_table = structx.load_prices(prices) if prices is not None else None
+    except structx.UsageError as exc:
+        _fail(console, str(exc))
     store = _open_store(console, out, force=force)
     if config.uses_embedded_model and not quiet:
         console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
@@ -223,7 +231,7 @@ def extract(
         )
 
     if not quiet:
-        _print_summary(console, summary, time.perf_counter() - started, out, model=endpoint.model)
+        _print_summary(console, summary, time.perf_counter() - started, out, model=endpoint.model, prices=price_table)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
@@ -375,7 +383,8 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         return
     partial = out.with_name(f".{out.name}.partial")
     try:
-        handle = partial.open("w", encoding="utf-8")
+        partial.unlink(missing_ok=True)  # a stale one, or a symlink planted there, is not followed
+        handle = partial.open("x", encoding="utf-8")
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
     try:
@@ -420,11 +429,17 @@ def _report(console: Console, outcome: structx.ArticleOutcome, verbose: bool) ->
 
 
 def _print_summary(
-    console: Console, summary: structx.BatchSummary, seconds: float, out: Path | None, *, model: str
+    console: Console,
+    summary: structx.BatchSummary,
+    seconds: float,
+    out: Path | None,
+    *,
+    model: str,
+    prices: dict[str, tuple[float, float]] | None,
 ) -> None:
     failed = ", ".join(f"{n} {name}" for name, n in sorted(summary.errors_by_type.items()))
     total = summary.ok + summary.failed
-    cost = structx.estimate_cost(model, summary.usage)
+    cost = structx.estimate_cost(model, summary.usage, prices)
     rate = total / seconds * 60 if seconds else 0.0
     console.print(
         f"{total} articles: {summary.ok} ok, {summary.failed} failed"

@@ -140,7 +140,17 @@ def iter_articles(
 
 
 def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
-    text = stream.read()
+    # Bytes where the stream has them, decoded like a file, so that bad bytes
+    # become an input error instead of a crash.
+    raw = getattr(stream, "buffer", None)
+    if raw is not None:
+        try:
+            text = _decode(raw.read(), "<stdin>")
+        except InputError as exc:
+            yield exc
+            return
+    else:
+        text = stream.read()
     if text.lstrip().startswith("{"):
         yield from _parse_jsonl(text.splitlines(), "<stdin>")
     elif text.strip():
@@ -151,22 +161,27 @@ def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
 
 def _read_jsonl_file(path: Path) -> Iterator[Article | InputError]:
     try:
-        handle = path.open(encoding="utf-8-sig")
+        handle = path.open("rb")
     except OSError as exc:
         yield InputError(f"cannot read file ({exc.strerror})", path=path)
         return
     with handle:
-        try:
-            yield from _parse_jsonl(handle, str(path))
-        except UnicodeDecodeError as exc:
-            yield InputError(f"not UTF-8 text (invalid byte at offset {exc.start})", path=path)
+        yield from _parse_jsonl(handle, str(path))
 
 
-def _parse_jsonl(lines: Iterable[str], name: str) -> Iterator[Article | InputError]:
-    for number, raw in enumerate(lines, start=1):
+def _parse_jsonl(lines: Iterable[str | bytes], name: str) -> Iterator[Article | InputError]:
+    for number, line in enumerate(lines, start=1):
+        where = f"{name}:{number}"
+        if isinstance(line, bytes):  # each line decoded alone: one bad byte costs one line
+            try:
+                raw = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield InputError(f"line {number} is not UTF-8 (invalid byte at offset {exc.start})", path=where)
+                continue
+        else:
+            raw = line
         if not raw.strip():
             continue
-        where = f"{name}:{number}"
         try:
             record: Any = json.loads(raw)
         except json.JSONDecodeError as exc:

@@ -209,6 +209,7 @@ class Engine:
             raise tally.attach(failure)
         if policy is GroundingPolicy.DROP and not report.grounded:
             value, report = drop_ungrounded(value, report, article.text)
+        self._backend.commit_cache(tally)
         return Result(
             value=value,
             grounding=report,

@@ -53,7 +53,8 @@ def _tables(lines: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
                 path = f"{name}[{index}]"
                 row: dict[str, Any] = {"article_id": line["id"], "index": index}
                 row["grounded"] = grounding[path]["grounded"] if path in grounding else None
-                row.update({key: _cell(item) for key, item in record.items()})
+                # A record field named like a linking column keeps its value under another name.
+                row.update({(f"record_{k}" if k in row else k): _cell(v) for k, v in record.items()})
                 rows.append(row)
     return tables
 
@@ -77,9 +78,12 @@ def _inside(directory: Path, name: str) -> Path:
 
 
 def _claim(target: Path, force: bool) -> Path:
+    """The temporary path to write ``target`` through; a stale one (even a symlink) is removed first."""
     if (target.exists() or target.is_symlink()) and not force:
         raise UsageError(f"{target} exists; pass --force to replace it")
-    return target.with_name(f".{target.name}.partial")
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    return partial
 
 
 def export_tables(
@@ -95,7 +99,7 @@ def export_tables(
                 target = _inside(directory, f"{name}.csv")
                 partial = _claim(target, force)
                 first = _ARTICLE_COLUMNS if name == "articles" else ["article_id", "index", "grounded"]
-                with partial.open("w", encoding="utf-8", newline="") as handle:
+                with partial.open("x", encoding="utf-8", newline="") as handle:
                     writer = csv.DictWriter(handle, fieldnames=_columns(rows, first))
                     writer.writeheader()
                     writer.writerows(rows)
@@ -104,7 +108,6 @@ def export_tables(
         elif kind == "sqlite":
             target = _inside(directory, "results.sqlite")
             partial = _claim(target, force)
-            partial.unlink(missing_ok=True)
             with sqlite3.connect(partial) as db:
                 for name, rows in tables.items():
                     first = _ARTICLE_COLUMNS if name == "articles" else ["article_id", "index", "grounded"]
