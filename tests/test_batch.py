@@ -55,3 +55,14 @@ def test_a_429_slows_every_worker_not_just_the_one_that_got_it() -> None:
 def test_concurrency_must_be_positive() -> None:
     with structx.Client(scripted_config()) as client, pytest.raises(structx.ConfigError):
         list(structx.extract_many([seed_paths()[0]], client, ArticleExtraction, concurrency=0))
+
+
+def test_an_article_named_twice_is_extracted_once(tmp_path: Path) -> None:
+    (tmp_path / "story.txt").write_text(seed_article(FAULT_ARTICLE).text, encoding="utf-8")
+    with (
+        ScriptedServer(default=Reply.answer(seed_answer(FAULT_ARTICLE))) as server,
+        structx.Client(scripted_config(base_url=server.base_url)) as client,
+    ):
+        outcomes = list(structx.extract_many([tmp_path, tmp_path / "story.txt"], client, ArticleExtraction))
+        assert [o.id for o in outcomes] == ["story"]
+        assert len([r for r in server.requests if r.method == "POST"]) == 1

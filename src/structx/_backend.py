@@ -336,15 +336,15 @@ class Backend:
         ``retry_initial_wait * 2**(n-1)``, capped at ``retry_max_wait``.
         """
         exc = state.outcome.exception() if state.outcome else None
-        hinted = _retry_after_seconds(exc)
+        wait = _retry_after_seconds(exc)
+        if wait is None:
+            config = self._config
+            ceiling = min(config.retry_max_wait, config.retry_initial_wait * 2 ** (state.attempt_number - 1))
+            wait = random.uniform(ceiling / 2, ceiling)
         if isinstance(exc, openai.RateLimitError):
             # Every request through this backend waits out a rate limit, not only this one.
-            self._gate.hold(hinted if hinted is not None else self._config.retry_initial_wait, tally)
-        if hinted is not None:
-            return hinted
-        config = self._config
-        ceiling = min(config.retry_max_wait, config.retry_initial_wait * 2 ** (state.attempt_number - 1))
-        return random.uniform(ceiling / 2, ceiling)
+            self._gate.hold(wait, tally)
+        return wait
 
     def _to_structx_error(self, exc: openai.OpenAIError) -> ExtractionError:
         where = redact_url(self._base_url)

@@ -140,7 +140,7 @@ async def aextract_many(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-    items = iter_articles(articles)
+    items = _once_each(iter_articles(articles))
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:
@@ -211,6 +211,19 @@ def extract_many(
                 loop, stop = loop_ready.get(timeout=5)
                 loop.call_soon_threadsafe(stop.set)
         worker.join()
+
+
+def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | InputError]:
+    """The same article (same id and text) named twice in one batch is extracted once, with one line."""
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        if isinstance(item, Article):
+            key = (item.id, item.content_hash)
+            if key in seen:
+                logger.warning("%s is given more than once; it is extracted once", item.source or item.id)
+                continue
+            seen.add(key)
+        yield item
 
 
 async def _extract_one(
