@@ -98,15 +98,13 @@ class CallTally:
     usage: Usage = field(default_factory=Usage)
     #: (request key, completion) pairs to cache once the extraction has succeeded.
     pending_cache: list[tuple[str, str]] = field(default_factory=list)
-    _next_is_cached: bool = False
     last_completion: str | None = None
     #: When the extraction began (time.monotonic()); the retry budget counts from here.
     started: float = field(default_factory=time.monotonic)
 
     def record(self, completion: ChatCompletion) -> None:
         self.attempts += 1
-        from_cache, self._next_is_cached = self._next_is_cached, False
-        if completion.usage is not None and not from_cache:
+        if completion.usage is not None:
             self.usage = self.usage + Usage(
                 prompt_tokens=completion.usage.prompt_tokens or 0,
                 completion_tokens=completion.usage.completion_tokens or 0,
@@ -273,8 +271,9 @@ class Backend:
         if key is None or self._cache is None or (body := self._cache.get_response(key)) is None:
             return None
         tally.cached += 1
-        tally._next_is_cached = True
-        return ChatCompletion.model_validate_json(body)
+        completion = ChatCompletion.model_validate_json(body)
+        completion.usage = None  # its tokens were paid for by the run that cached it
+        return completion
 
     def _remember(self, key: str | None, completion: ChatCompletion, tally: CallTally) -> None:
         if key is not None:
