@@ -77,6 +77,13 @@ class ArticleOutcome:
     def to_json_line(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False)
 
+    @classmethod
+    def failed(cls, item: Article | InputError, error: Exception) -> ArticleOutcome:
+        """The error outcome of an article, or of an input that could not be read."""
+        if isinstance(item, InputError):
+            return cls(item.article_id, str(item.path), "error", error=error)
+        return cls(item.id, item.source or item.id, "error", error=error)
+
 
 @dataclass(slots=True)
 class BatchSummary:
@@ -234,7 +241,7 @@ async def _extract_one(
     redo: Literal["failed", "all"] | None,
 ) -> ArticleOutcome:
     if isinstance(item, InputError):  # read again on every run: never stored
-        return ArticleOutcome(item.article_id, str(item.path), "error", error=item)
+        return ArticleOutcome.failed(item, item)
     if store is None:
         return await _extract(item, client, schema)
     key = result_key(item, schema, client.endpoint.model)
@@ -250,16 +257,15 @@ async def _extract_one(
 
 
 async def _extract(item: Article, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
-    article_id, source = item.id, item.source or item.id
     try:
         result = await client.aextract(item, schema)
     except (InputError, ExtractionError) as exc:
-        return ArticleOutcome(article_id, source, "error", error=exc)
+        return ArticleOutcome.failed(item, exc)
     except Exception as exc:  # a bug must not take down the batch either
-        logger.error("unexpected %s on %s: %s", type(exc).__name__, source, exc)
+        logger.error("unexpected %s on %s: %s", type(exc).__name__, item.source or item.id, exc)
         logger.debug("traceback", exc_info=exc)
-        return ArticleOutcome(article_id, source, "error", error=exc)
-    return ArticleOutcome(article_id, source, "ok", result=result)
+        return ArticleOutcome.failed(item, exc)
+    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result)
 
 
 def _message(error: Exception) -> str:

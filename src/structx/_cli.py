@@ -183,9 +183,7 @@ def extract(
             console.print(f"structx: error: {exc}", style="red", markup=False)
             with _output(out) as sink:
                 for item in articles:
-                    article_id = item.article_id if isinstance(item, structx.InputError) else item.id
-                    failed = structx.ArticleOutcome(article_id, str(getattr(item, "source", "")), "error", error=exc)
-                    sink.write(failed.to_json_line() + "\n")
+                    sink.write(structx.ArticleOutcome.failed(item, exc).to_json_line() + "\n")
             raise typer.Exit(EXIT_SOME_FAILED) from None
         logging.getLogger("structx").info(
             "endpoint %s (%s), model %s, structured output %s (%s)",
