@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from instructor.v2.validation.async_validators import async_field_validator
 from pydantic import BaseModel, ValidationError
 
 import structx
+from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction, MilitiaStance, When
 from tests.cassettes import ROOT, seed_answer, seed_paths
 
@@ -91,3 +93,21 @@ def test_date_ranges_must_be_ordered() -> None:
     assert When.model_validate({"text": "mid-September 2023", "start": "2023-09-10", "end": "2023-09-20"})
     with pytest.raises(ValidationError, match="is before start"):
         When.model_validate({"text": "x", "start": "2023-09-20", "end": "2023-09-10"})
+
+
+class _AsyncChecked(BaseModel):
+    name: str
+
+    @async_field_validator("name")
+    async def check_name(self, value: str) -> str:
+        return value
+
+
+def test_a_schema_with_an_instructor_async_validator_fails_before_any_request() -> None:
+    # instructor's runtime would never run the validator; say so instead of dropping it silently.
+    with ScriptedServer([Reply.answer(_AsyncChecked(name="a"))]) as server:
+        client = structx.Client(structx.Config(base_url=server.base_url, model="m", structured_output="json_schema"))
+        with pytest.raises(structx.SchemaError, match=r"_AsyncChecked\.check_name: Instructor async validators"):
+            client.extract(structx.Article(text="a", id="x"), _AsyncChecked)
+        client.close()
+    assert server.requests == []

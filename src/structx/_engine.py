@@ -14,10 +14,10 @@ same budget would fail the same way.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,6 +26,8 @@ from typing import Any, NoReturn, TypeVar, cast
 
 import instructor
 from instructor.core.exceptions import InstructorError, ResponseParsingError
+from instructor.v2.core import patch as instructor_patch
+from instructor.v2.validation import async_validators
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, create_model, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -38,6 +40,7 @@ from structx._errors import (
     GroundingFailed,
     InvalidResponse,
     Refusal,
+    SchemaError,
     TruncatedOutput,
     ValidationFailed,
 )
@@ -308,14 +311,50 @@ def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
         __doc__=schema.__doc__,
         __validators__={"structx_grounding": model_validator(mode="after")(check)},  # type: ignore[dict-item]
     )
-    computed: dict[Any, dict[str, Any]] = {}
+    computed: dict[Any, str] = {}
     generate = cast(Any, checked).model_json_schema
 
     def model_json_schema(*args: Any, **kwargs: Any) -> dict[str, Any]:
         key = (args, tuple(sorted(kwargs.items())))
         if key not in computed:
-            computed[key] = generate(*args, **kwargs)
-        return copy.deepcopy(computed[key])
+            computed[key] = json.dumps(generate(*args, **kwargs))
+        # A fresh copy each time, since callers may edit it; parsing is faster than deepcopy.
+        fresh: dict[str, Any] = json.loads(computed[key])
+        return fresh
 
     type.__setattr__(checked, "model_json_schema", model_json_schema)
+    _skip_repeated_async_validator_checks(checked)
     return cast(type[ModelT], checked)
+
+
+_CHECKED_FOR_ASYNC_VALIDATORS: weakref.WeakSet[type[Any]] = weakref.WeakSet()
+
+
+def _skip_repeated_async_validator_checks(checked: type[Any]) -> None:
+    """Let instructor check ``checked`` for async validators once, not four times a call.
+
+    instructor 1.17 walks every class of the response model (and every base
+    down to BaseModel) at four points of each call, about 0.7 ms an article
+    for the domain schema. The answer cannot change for a class made once by
+    ``_checked_schema``, so for those classes only the first check runs; any
+    other class is checked by instructor as before. The original check runs
+    here once, so a schema with an async validator fails as a SchemaError
+    before any request.
+    """
+    original = async_validators.reject_async_validators
+    if not getattr(original, "structx_memo", False):
+
+        def reject_async_validators(response_model: Any) -> None:
+            if response_model in _CHECKED_FOR_ASYNC_VALIDATORS:
+                return
+            original(response_model)
+
+        reject_async_validators.structx_memo = True  # type: ignore[attr-defined]
+        async_validators.reject_async_validators = reject_async_validators
+        # patch.py imported the function by name; the other callers import it at each call.
+        setattr(instructor_patch, "reject_async_validators", reject_async_validators)  # noqa: B010
+    try:
+        async_validators.reject_async_validators(checked)
+    except ValueError as exc:
+        raise SchemaError(f"schema {checked.__qualname__}: {exc}") from None
+    _CHECKED_FOR_ASYNC_VALIDATORS.add(checked)
