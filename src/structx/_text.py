@@ -18,7 +18,9 @@ __all__ = ["NormalizedText", "is_word_continuation", "name_tokens", "normalize"]
 _QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ", "'") | dict.fromkeys('"“”„‟″«»', '"')
 _DASHES = dict.fromkeys("-‐‑‒–—―−﹘﹣－", "-")
 # Zero-width characters, soft hyphen, Arabic tatweel, and the transliteration marks for ayn and hamza.
-_SEGMENTS = re.compile(r"(?P<plain>[A-Za-z0-9]+)|(?P<other>.)", re.DOTALL)
+# A "plain" run is printable ASCII other than the backtick (which folds to an
+# apostrophe), words joined by single spaces: it normalizes to itself lowercased.
+_SEGMENTS = re.compile(r"(?P<plain>[!-_a-~]+(?: [!-_a-~]+)*)|(?P<other>.)", re.DOTALL)
 _DROPPED = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u0640\u02be\u02bf")
 
 
@@ -51,8 +53,8 @@ class NormalizedText:
         chars: list[str] = []
         sources: list[int] = []
         pending_space = False
-        # Runs of plain ASCII letters and digits are the bulk of most articles:
-        # they are lowercased and mapped a run at a time, the rest char by char.
+        # Plain ASCII runs are the bulk of most articles: they are lowercased
+        # and mapped a run at a time, the rest char by char.
         for match in _SEGMENTS.finditer(original):
             start = match.start()
             if match.lastgroup == "plain":
