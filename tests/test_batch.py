@@ -66,3 +66,22 @@ def test_an_article_named_twice_is_extracted_once(tmp_path: Path) -> None:
         outcomes = list(structx.extract_many([tmp_path, tmp_path / "story.txt"], client, ArticleExtraction))
         assert [o.id for o in outcomes] == ["story"]
         assert len([r for r in server.requests if r.method == "POST"]) == 1
+
+
+def test_two_texts_with_one_id_both_get_a_line_under_distinct_stable_ids(tmp_path: Path) -> None:
+    for folder, suffix in [("a", ""), ("b", "\nA second edition.")]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "story.txt").write_text(seed_article(FAULT_ARTICLE).text + suffix, encoding="utf-8")
+    files = [tmp_path / "a" / "story.txt", tmp_path / "b" / "story.txt"]
+    second = structx.read_article(files[1])
+    with (
+        ScriptedServer(default=Reply.answer(seed_answer(FAULT_ARTICLE))) as server,
+        structx.Client(scripted_config(base_url=server.base_url)) as client,
+    ):
+        runs = [list(structx.extract_many(files, client, ArticleExtraction, concurrency=1)) for _ in range(2)]
+        assert len([r for r in server.requests if r.method == "POST"]) == 4
+    for outcomes in runs:
+        assert [(o.id, o.source, o.status) for o in outcomes] == [
+            ("story", str(files[0]), "ok"),
+            (f"story~{second.content_hash[:8]}", str(files[1]), "ok"),
+        ]

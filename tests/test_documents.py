@@ -67,6 +67,16 @@ def test_directories_expand_recursively_in_order_without_hidden_files(tmp_path: 
     assert list(structx.iter_article_files([tmp_path / "missing.txt"])) == [tmp_path / "missing.txt"]
 
 
+def test_ids_are_paths_inside_the_directory_given_and_names_otherwise(tmp_path: Path) -> None:
+    for name, text in [("news/a/story.txt", "one"), ("news/b/story.txt", "two"), ("news/top.html", "<p>three</p>")]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    from_directory = [a for a in _collect([tmp_path / "news"]) if isinstance(a, structx.Article)]
+    assert [(a.id, a.text) for a in from_directory] == [("a/story", "one"), ("b/story", "two"), ("top", "three")]
+    named = [a for a in _collect([tmp_path / "news/a/story.txt"]) if isinstance(a, structx.Article)]
+    assert [a.id for a in named] == ["story"]
+
+
 def _collect(sources: list[object], stdin: str | None = None) -> list[structx.Article | structx.InputError]:
     import io
 

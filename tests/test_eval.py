@@ -195,3 +195,11 @@ def test_dates_without_iso_form_must_be_written_the_same() -> None:
 
     assert not structx._evaluation.dates_match(When(text="June 2022"), When(text="June 2021"))
     assert structx._evaluation.dates_match(When(text="mid-September"), When(text="Mid-September"))
+
+
+def test_gold_in_subfolders_answers_articles_with_those_ids(tmp_path: Path) -> None:
+    source = next(GOLD.glob("*.json"))
+    (tmp_path / "iraq").mkdir()
+    (tmp_path / "iraq" / "story.json").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "story.json").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    assert sorted(structx.load_gold(tmp_path)) == ["iraq/story", "story"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -221,8 +222,16 @@ def extract_many(
 
 
 def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | InputError]:
-    """The same article (same id and text) named twice in one batch is extracted once, with one line."""
+    """One line per article and one article per id.
+
+    The same article (same id and text) named twice in one batch is extracted
+    once. Two different texts with one id (``a/story.txt`` and
+    ``b/story.txt`` named directly) keep the first id; the later one becomes
+    ``<id>~<first 8 characters of its content hash>``, which is stable across
+    runs of the same inputs.
+    """
     seen: set[tuple[str, str]] = set()
+    ids: set[str] = set()
     for item in items:
         if isinstance(item, Article):
             key = (item.id, item.content_hash)
@@ -230,6 +239,15 @@ def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | Inpu
                 logger.warning("%s is given more than once; it is extracted once", item.source or item.id)
                 continue
             seen.add(key)
+            if item.id in ids:
+                renamed = f"{item.id}~{item.content_hash[:8]}"
+                logger.warning(
+                    "%s: id %r is taken by another article in this batch; this one is %r",
+                    item.source or item.id, item.id, renamed,
+                )  # fmt: skip
+                item = dataclasses.replace(item, id=renamed)
+                seen.add((item.id, item.content_hash))
+            ids.add(item.id)
         yield item
 
 

@@ -29,8 +29,8 @@ MAX_ARTICLE_BYTES = 2_000_000
 _SNIFF_BYTES = 8192
 
 
-def read_article(path: Path | str, *, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
-    """Read one article file as UTF-8 text.
+def read_article(path: Path | str, *, max_bytes: int = MAX_ARTICLE_BYTES, article_id: str | None = None) -> Article:
+    """Read one article file as UTF-8 text; its id is ``article_id``, or else the file name without suffix.
 
     Raises :class:`InputError` naming the file when it is missing, a
     directory, empty, binary, too large or not UTF-8.
@@ -55,7 +55,7 @@ def read_article(path: Path | str, *, max_bytes: int = MAX_ARTICLE_BYTES) -> Art
         text = html_to_text(text)
     if not text.strip():
         raise InputError("empty file: no article text", path=path)
-    return Article(text=text, id=path.stem, source=str(path))
+    return Article(text=text, id=article_id or path.stem, source=str(path))
 
 
 def _decode(data: bytes, path: Path | str) -> str:
@@ -122,6 +122,11 @@ def iter_articles(
     (``id``, ``text``, optional ``title``, ``url``, ``published``; other keys
     kept as metadata), or ``-`` for standard input (JSONL when it starts with
     ``{``, else one article).
+
+    Ids: a file's id is its path inside the directory that was given, without
+    the suffix (``news/iraq/a.txt`` from ``news`` is ``iraq/a``); a file named
+    directly, or by a pattern, is its name without suffix. A JSONL line's id
+    is its ``id`` field, or else the start of its content hash.
     """
     for source in sources:
         if isinstance(source, Article | InputError):
@@ -129,12 +134,12 @@ def iter_articles(
         elif str(source) == STDIN:
             yield from _read_stdin(stdin or sys.stdin)
         else:
-            for path in iter_article_files([source]):
+            for path, article_id in _article_paths([source]):
                 if path.suffix.lower() == ".jsonl":
                     yield from _read_jsonl_file(path)
                 else:
                     try:
-                        yield read_article(path)
+                        yield read_article(path, article_id=article_id)
                     except InputError as exc:
                         yield exc
 
@@ -205,12 +210,18 @@ def iter_article_files(paths: Iterable[Path | str]) -> Iterator[Path]:
     Paths that do not exist are yielded as given, so that reading them
     reports the problem for that path alone.
     """
+    for path, _ in _article_paths(paths):
+        yield path
+
+
+def _article_paths(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str]]:
+    """Each article file with its id: the path inside a given directory, else the name, without suffix."""
     for raw in paths:
         path = Path(raw)
         if not path.exists() and _GLOB_CHARS & set(str(raw)):
             matches = sorted(glob.glob(str(raw), recursive=True))  # noqa: PTH207 - any pattern, absolute too
             if matches:
-                yield from iter_article_files(matches)
+                yield from _article_paths(matches)
                 continue
         if path.is_dir():
             for child in sorted(path.rglob("*")):
@@ -218,6 +229,6 @@ def iter_article_files(paths: Iterable[Path | str]) -> Iterator[Path]:
                 if any(part.startswith(".") for part in relative.parts):
                     continue
                 if child.is_file():
-                    yield child
+                    yield child, relative.with_suffix("").as_posix()
         else:
-            yield path
+            yield path, path.stem

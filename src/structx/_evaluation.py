@@ -341,13 +341,18 @@ def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtra
 
 
 def load_gold(directory: Path) -> dict[str, ArticleExtraction]:
-    """``<article id>.json`` files, each an ArticleExtraction."""
+    """``<article id>.json`` files, each an ArticleExtraction.
+
+    Subfolders are part of the id, as they are for the articles
+    (``gold/iraq/a.json`` answers the article ``iraq/a``).
+    """
     if not directory.is_dir():
         raise InputError("gold directory does not exist", path=directory)
     gold = {}
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.rglob("*.json")):
+        article_id = path.relative_to(directory).with_suffix("").as_posix()
         try:
-            gold[path.stem] = ArticleExtraction.model_validate_json(path.read_text(encoding="utf-8"))
+            gold[article_id] = ArticleExtraction.model_validate_json(path.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise InputError(f"not a valid gold answer: {exc}", path=path) from None
     if not gold:
