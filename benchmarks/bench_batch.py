@@ -1,14 +1,17 @@
 """Batch benchmarks against a local OpenAI-compatible fake server on loopback.
 
     python benchmarks/bench_batch.py overhead     # structx vs a bare openai loop, 500 articles, no latency
-    python benchmarks/bench_batch.py concurrency  # 500 articles, 200 ms a request, concurrency 32
+    python benchmarks/bench_batch.py concurrency  # 500 articles, 200 ms a request (--latency), concurrency 32
     python benchmarks/bench_batch.py cache        # the same 500-article run twice: requests and time of the second
     python benchmarks/bench_batch.py memory       # peak RSS of `structx extract` over 2,500 and 10,000 JSONL articles
 
 The fake server (benchmarks/_fake_server.py, in its own process) is
 structx.testing.ScriptedServer answering every request with the gold answer
 for seed 000 (a realistic, fully grounded payload of about 12 KB). Articles
-are seed 000 with a numbered line appended, so each has its own content hash. Each figure is the median of --runs runs.
+are seed 000 with a numbered line appended, so each has its own content hash.
+Each figure is the median of --runs runs, after one small warm-up run of
+each client, so that one-time costs (imports, JSON schema generation) are
+not counted.
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ def _articles(count: int) -> list[structx.Article]:
 
 
 def _config(server: FakeServer) -> structx.Config:
-    return structx.Config(base_url=server.base_url, model="m", structured_output="json_schema", max_reasks=0)
+    return structx.Config(
+        base_url=server.base_url, model="m", structured_output=structx.StructuredOutput.JSON_SCHEMA, max_reasks=0
+    )
 
 
 def _structx_run(server: FakeServer, articles: list[structx.Article], concurrency: int,
@@ -111,9 +116,17 @@ def _bare_run(server: FakeServer, articles: list[structx.Article], concurrency: 
     return time.perf_counter() - started
 
 
+def _warm_up(server: FakeServer, concurrency: int) -> None:
+    """One small run of each, so that one-time costs (imports, schema generation) stay out of the figures."""
+    articles = _articles(concurrency)
+    _bare_run(server, articles, concurrency)
+    _structx_run(server, articles, concurrency)
+
+
 def overhead(runs: int) -> None:
     articles = _articles(500)
     with FakeServer() as server:
+        _warm_up(server, 8)
         bare = [_bare_run(server, articles, 8) for _ in range(runs)]
         ours = [_structx_run(server, articles, 8) for _ in range(runs)]
     b, s = statistics.median(bare), statistics.median(ours)
@@ -121,14 +134,18 @@ def overhead(runs: int) -> None:
     print(f"  runs: bare {[round(x, 2) for x in bare]}, structx {[round(x, 2) for x in ours]}")
 
 
-def concurrency(runs: int) -> None:
+def concurrency(runs: int, latency: float) -> None:
     articles = _articles(500)
-    with FakeServer(delay=0.2) as server:
+    with FakeServer(delay=latency) as server:
+        _warm_up(server, 32)
         times = [_structx_run(server, articles, 32) for _ in range(runs)]
         bare = [_bare_run(server, articles, 32) for _ in range(runs)]
-    ideal = 500 / 32 * 0.2
+    ideal = 500 / 32 * latency
     ours, theirs = statistics.median(times), statistics.median(bare)
-    print(f"500 articles, 200 ms a request, concurrency 32: structx {ours:.2f} s, bare openai {theirs:.2f} s")
+    print(
+        f"500 articles, {latency * 1000:.0f} ms a request, concurrency 32: "
+        f"structx {ours:.2f} s, bare openai {theirs:.2f} s"
+    )
     print(f"  ideal {ideal:.3f} s; structx / ideal {ours / ideal:.2f}; bare / ideal {theirs / ideal:.2f}")
     print(f"  runs: structx {[round(x, 2) for x in times]}, bare {[round(x, 2) for x in bare]}")
 
@@ -180,8 +197,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["overhead", "concurrency", "cache", "memory"])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds a request, for concurrency")
     args = parser.parse_args()
-    {"overhead": overhead, "concurrency": concurrency, "cache": cache, "memory": memory}[args.which](args.runs)
+    if args.which == "concurrency":
+        concurrency(args.runs, args.latency)
+    else:
+        {"overhead": overhead, "cache": cache, "memory": memory}[args.which](args.runs)
 
 
 if __name__ == "__main__":
