@@ -10,6 +10,7 @@ mapping of HTTP failures onto structx's exception tree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, cast
@@ -296,7 +297,8 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         await asyncio.sleep(pause)
                     tally.requests += 1
-                    completion = await self._async.chat.completions.create(**kwargs)
+                    with _body_must_be_json():
+                        completion = await self._async.chat.completions.create(**kwargs)
                     return cast(ChatCompletion, _as_completion(completion))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
@@ -309,7 +311,8 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         time.sleep(pause)
                     tally.requests += 1
-                    return _as_completion(send())
+                    with _body_must_be_json():
+                        return _as_completion(send())
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -351,7 +354,9 @@ class Backend:
             return EndpointTimeout(f"{where} did not answer within {self._config.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            return EndpointUnreachable(f"cannot connect to {where} ({type(cause).__name__}: {cause})")
+            # httpx names a refused connection ConnectError; anything else broke an open connection.
+            what = "cannot connect to" if "Connect" in type(cause).__name__ else "connection lost with"
+            return EndpointUnreachable(f"{what} {where} ({type(cause).__name__}: {cause})")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = self._scrub(_error_detail(exc))
@@ -375,6 +380,19 @@ class Backend:
     def _scrub(self, text: str) -> str:
         key = self._config.api_key
         return text.replace(key, "***") if key else text
+
+
+@contextlib.contextmanager
+def _body_must_be_json() -> Iterator[None]:
+    # A 200 whose body is not JSON although labelled so (a proxy's HTML page,
+    # an empty body) fails in the openai client's parsing. That is the
+    # endpoint's fault, not the model's: no re-ask can mend it.
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        body = exc.doc.strip()
+        shown = repr(body[:120]) if body else "an empty body"
+        raise InvalidResponse(f"the endpoint answered 200 with a body that is not JSON: {shown}") from None
 
 
 def _as_completion(value: Any) -> Any:

@@ -15,6 +15,8 @@ records every request it receives for assertions.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import sys
 import threading
 import time
@@ -37,6 +39,8 @@ class Reply:
     content_type: str = "application/json"
     #: Seconds to wait before answering (to provoke client timeouts).
     delay: float = 0.0
+    #: When set, the connection is reset (TCP RST) after this many bytes of the body.
+    cut_after: int | None = None
 
     @classmethod
     def completion(
@@ -226,8 +230,15 @@ class ScriptedServer:
                     self.send_header(name, value)
                 # Headers and body in one write: one segment on loopback.
                 self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
-                self._headers_buffer.append(reply.body)  # type: ignore[attr-defined]
+                if reply.cut_after is None:
+                    self._headers_buffer.append(reply.body)  # type: ignore[attr-defined]
+                    self.flush_headers()
+                    return
+                self._headers_buffer.append(reply.body[: reply.cut_after])  # type: ignore[attr-defined]
                 self.flush_headers()
+                # SO_LINGER with a zero timeout makes close() send RST: a reset mid-body.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
 
             def do_GET(self) -> None:
                 self._record(None)
