@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -25,3 +26,21 @@ def _no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterat
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STRUCTX_MODEL"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+Reliability = Callable[..., None]
+
+
+@pytest.fixture
+def reliability(record_property: Callable[[str, object], None]) -> Reliability:
+    """Record one row of RELIABILITY.md: what was tried, what was expected, what was seen.
+
+    ``python -m tests.reliability_report`` runs the suite and builds the
+    report from these rows, so the report says what the tests saw.
+    """
+
+    def record(section: str, case: str, *, expected: str, observed: str, requests: int | None = None) -> None:
+        row = {"section": section, "case": case, "expected": expected, "observed": observed, "requests": requests}
+        record_property("reliability", json.dumps(row))
+
+    return record

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +32,7 @@ from tests.cassettes import (
     seed_article,
     seed_paths,
 )
+from tests.conftest import Reliability
 
 Replay = Callable[[str], AbstractContextManager[Cassette]]
 SEED_STEMS = [path.stem for path in seed_paths()]
@@ -98,6 +103,8 @@ EXPECTED: dict[str, tuple[type[structx.StructxError] | None, int, int]] = {
     "429_retry_after_beyond_ceiling": (structx.RateLimited, 1, 0),
     "429_insufficient_quota": (structx.QuotaExceeded, 1, 0),
     "500_repeated": (structx.ServerError, 3, 0),  # 1 + max_retries, not a product of two layers
+    "502_repeated": (structx.ServerError, 3, 0),
+    "503_repeated": (structx.ServerError, 3, 0),
     "502_then_503_then_ok": (None, 3, 1),
     "408_then_ok": (None, 2, 1),
     "400": (structx.RequestRejected, 1, 0),
@@ -112,6 +119,10 @@ EXPECTED: dict[str, tuple[type[structx.StructxError] | None, int, int]] = {
     "wrong_shape_then_valid": (None, 2, 2),
     "never_valid": (structx.ValidationFailed, 3, 3),  # 1 + max_reasks
     "empty_choices": (structx.InvalidResponse, 1, 1),
+    # Not an answer from the model, so not re-asked.
+    "200_html_page": (structx.InvalidResponse, 1, 0),
+    "200_body_not_json": (structx.InvalidResponse, 1, 0),
+    "200_empty_body": (structx.InvalidResponse, 1, 0),
 }
 
 
@@ -120,20 +131,29 @@ def test_every_recorded_fault_has_an_expectation() -> None:
 
 
 @pytest.mark.parametrize("scenario", fault_scenarios(), ids=lambda s: s.name)
-def test_fault_outcome_and_request_count(replay: Replay, scenario: Any) -> None:
+def test_fault_outcome_and_request_count(replay: Replay, scenario: Any, reliability: Reliability) -> None:
     expected_error, expected_requests, expected_attempts = EXPECTED[scenario.name]
     with replay(scenario.cassette) as cassette:
         if expected_error is None:
             result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
             assert result.value == seed_answer(FAULT_ARTICLE)
             requests, attempts, usage = result.requests, result.attempts, result.usage
+            observed = "ok"
         else:
             with pytest.raises(expected_error) as caught:
                 structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
             assert type(caught.value) is expected_error
             requests, attempts, usage = caught.value.requests, caught.value.attempts, caught.value.usage
+            observed = type(caught.value).__name__
         assert cassette.play_count == expected_requests
         assert cassette.all_played
+    reliability(
+        "extraction",
+        scenario.name,
+        expected=f"{expected_error.__name__ if expected_error else 'ok'}, {expected_requests} request(s)",
+        observed=f"{observed}, {cassette.play_count} request(s), {attempts} model answer(s)",
+        requests=cassette.play_count,
+    )
     assert requests == expected_requests
     assert attempts == expected_attempts
     # Usage is summed over every completion received, failed attempts included
@@ -216,15 +236,22 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_connection_refused_is_retried_then_reported(sleeps: list[float]) -> None:
+def test_connection_refused_is_retried_then_reported(sleeps: list[float], reliability: Reliability) -> None:
     config = scripted_config(base_url=f"http://127.0.0.1:{_closed_port()}/v1", max_retries=2)
     with pytest.raises(structx.EndpointUnreachable) as caught:
         structx.extract("text", config=config)
     assert caught.value.requests == 3 and len(sleeps) == 2
     assert "cannot connect to http://127.0.0.1:" in str(caught.value)
+    reliability(
+        "extraction",
+        "connection refused",
+        expected="EndpointUnreachable, 1 + 2 retries",
+        observed=f"{type(caught.value).__name__}, {caught.value.requests} attempt(s) to connect",
+        requests=0,
+    )
 
 
-def test_a_server_that_does_not_answer_in_time_is_retried_then_reported() -> None:
+def test_a_server_that_does_not_answer_in_time_is_retried_then_reported(reliability: Reliability) -> None:
     slow = Reply.answer(seed_answer(FAULT_ARTICLE))
     slow = Reply(slow.status_code, slow.body, delay=1.0)
     with ScriptedServer([slow, slow]) as server:
@@ -233,6 +260,108 @@ def test_a_server_that_does_not_answer_in_time_is_retried_then_reported() -> Non
             structx.extract("text", config=config)
         assert caught.value.requests == 2
         assert len(server.requests) == 2
+    reliability(
+        "extraction",
+        "read timeout (answer 1 s late, timeout 0.2 s)",
+        expected="EndpointTimeout, 1 + 1 retry",
+        observed=f"{type(caught.value).__name__}, {len(server.requests)} request(s)",
+        requests=2,
+    )
+
+
+def _open_sockets() -> set[str]:
+    """This process's open sockets, as the kernel names them ("socket:[inode]")."""
+    found = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the fd of the listing itself is gone by now
+            if (target := str(fd.readlink())).startswith("socket:"):
+                found.add(target)
+    return found
+
+
+def _threads() -> set[threading.Thread]:
+    return set(threading.enumerate())
+
+
+def _new_client_threads(before: set[threading.Thread]) -> set[threading.Thread]:
+    """Threads started since ``before``, once the scripted server's connection handlers have ended."""
+    new = _threads() - before
+    for thread in new:
+        if "process_request_thread" in thread.name:  # the server's side: it closes its socket on exit
+            thread.join(timeout=5)
+    return {thread for thread in new if thread.is_alive()}
+
+
+def test_a_connection_reset_mid_body_is_retried_then_reported(reliability: Reliability) -> None:
+    good = Reply.answer(seed_answer(FAULT_ARTICLE))
+    cut = Reply(good.status_code, good.body, cut_after=100)
+    with ScriptedServer([cut, cut, cut]) as server:
+        threads, sockets = _threads(), _open_sockets()
+        config = scripted_config(base_url=server.base_url, retry_initial_wait=0.01)
+        with pytest.raises(structx.EndpointUnreachable) as caught:
+            structx.extract(seed_article(FAULT_ARTICLE), config=config)
+        assert len(server.requests) == 3
+        # Nothing structx opened is left behind: no thread, no socket.
+        assert _new_client_threads(threads) == set()
+        assert _open_sockets() - sockets == set()
+    assert caught.value.requests == 3
+    assert "connection lost with http://127.0.0.1:" in str(caught.value)
+    assert "received 100 bytes" in str(caught.value)
+    reliability(
+        "extraction",
+        "connection reset after 100 bytes of the body",
+        expected="EndpointUnreachable, 1 + 2 retries",
+        observed=f"{type(caught.value).__name__}, 3 request(s), no thread or socket left open",
+        requests=3,
+    )
+
+
+def test_a_reset_then_an_answer_succeeds() -> None:
+    good = Reply.answer(seed_answer(FAULT_ARTICLE))
+    with ScriptedServer([Reply(good.status_code, good.body, cut_after=0), good]) as server:
+        config = scripted_config(base_url=server.base_url, retry_initial_wait=0.01)
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=config)
+    assert result.requests == 2 and result.value == seed_answer(FAULT_ARTICLE)
+
+
+def test_a_server_that_accepts_and_never_answers_is_retried_then_reported(reliability: Reliability) -> None:
+    # A bare socket: connections are accepted and requests read, never answered.
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = listener.accept()
+                    accepted.append(connection)
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        threads, sockets = _threads(), _open_sockets()
+        config = scripted_config(base_url=f"http://127.0.0.1:{port}/v1", timeout=0.3, max_retries=1)
+        with pytest.raises(structx.EndpointTimeout) as caught:
+            structx.extract("text", config=config)
+        new_threads, new_sockets = _threads() - threads, _open_sockets() - sockets
+        server_ends = {f"socket:[{os.fstat(c.fileno()).st_ino}]" for c in accepted}
+        listener.shutdown(socket.SHUT_RDWR)
+    acceptor.join(timeout=5)
+    for connection in accepted:
+        connection.close()
+    assert caught.value.requests == 2 and len(accepted) == 2
+    assert "did not answer within 0.3 s" in str(caught.value)
+    # The client closed both of its connections; only the server's two accepted ends remain open.
+    assert new_threads == set()
+    assert new_sockets == server_ends
+    reliability(
+        "extraction",
+        "server accepts and never answers",
+        expected="EndpointTimeout, 1 + 1 retry",
+        observed=f"{type(caught.value).__name__}, {len(accepted)} request(s), no thread or socket left open",
+        requests=len(accepted),
+    )
 
 
 def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(sleeps: list[float]) -> None:

@@ -36,26 +36,38 @@ def read_article(path: Path | str, *, max_bytes: int = MAX_ARTICLE_BYTES, articl
     directory, empty, binary, too large or not UTF-8.
     """
     path = Path(path)
+    shown = _printable(str(path))
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
+        raise InputError("broken symbolic link" if path.is_symlink() else "no such file", path=shown) from None
     except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", path=path) from None
+        raise InputError(f"cannot read file ({exc.strerror})", path=shown) from None
     if path.is_dir():
-        raise InputError("is a directory, not an article file", path=path)
+        if path.is_symlink():
+            raise InputError("a symbolic link to a directory; such links are not followed", path=shown)
+        raise InputError("is a directory, not an article file", path=shown)
     if size > max_bytes:
-        raise InputError(f"file is {size:,} bytes; the limit is {max_bytes:,}", path=path)
+        raise InputError(f"file is {size:,} bytes; the limit is {max_bytes:,}", path=shown)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", path=path) from None
-    text = _decode(data, path)
+        raise InputError(f"cannot read file ({exc.strerror})", path=shown) from None
+    text = _decode(data, shown)
     if path.suffix.lower() in _HTML_SUFFIXES:
         text = html_to_text(text)
     if not text.strip():
-        raise InputError("empty file: no article text", path=path)
-    return Article(text=text, id=article_id or path.stem, source=str(path))
+        raise InputError("empty file: no article text", path=shown)
+    return Article(text=text, id=article_id or _printable(path.stem), source=shown)
+
+
+def _printable(name: str) -> str:
+    """A file name that was not valid UTF-8, with its bad bytes written as \\xNN.
+
+    Such names come from the file system as lone surrogates, which no UTF-8
+    output (the result lines, the run database) can hold.
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _decode(data: bytes, path: Path | str) -> str:
@@ -141,7 +153,7 @@ def iter_articles(
                     try:
                         yield read_article(path, article_id=article_id)
                     except InputError as exc:
-                        yield exc
+                        yield InputError(exc.reason, path=exc.path, article_id=article_id)
 
 
 def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
@@ -228,7 +240,9 @@ def _article_paths(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str]]:
                 relative = child.relative_to(path)
                 if any(part.startswith(".") for part in relative.parts):
                     continue
-                if child.is_file():
-                    yield child, relative.with_suffix("").as_posix()
+                # Links that are broken, loop or lead to a directory are yielded
+                # too, so that reading them says why instead of skipping them.
+                if child.is_file() or child.is_symlink():
+                    yield child, _printable(relative.with_suffix("").as_posix())
         else:
-            yield path, path.stem
+            yield path, _printable(path.stem)

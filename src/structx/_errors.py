@@ -84,14 +84,17 @@ class SchemaError(UsageError):
 class InputError(UsageError):
     """An article cannot be read: missing, empty, binary or not UTF-8."""
 
-    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+    def __init__(self, message: str, *, path: Path | str | None = None, article_id: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path is not None else message)
         self.path = path
         self.reason = message
+        self._article_id = article_id
 
     @property
     def article_id(self) -> str:
-        """The id the unreadable article would have had: the file's stem, or ``file:line``."""
+        """The id the unreadable article would have had: as given, else the file's stem, or ``file:line``."""
+        if self._article_id:
+            return self._article_id
         if self.path is None:
             return "unknown"
         text = str(self.path)
