@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 import structx
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction
-from tests.cassettes import FAULT_ARTICLE, scripted_config, seed_answer, seed_article, seed_paths
+from tests.cassettes import FAULT_ARTICLE, fault_scenarios, scripted_config, seed_answer, seed_article, seed_paths
+from tests.conftest import Reliability
+from tests.test_extract_scripted import EXPECTED
 
 
 def _slow(reply: Reply, delay: float) -> Reply:
@@ -52,6 +55,27 @@ def test_a_429_slows_every_worker_not_just_the_one_that_got_it() -> None:
     assert len(later) == 3 and min(later) >= 0.55
 
 
+@pytest.mark.timeout(30)
+def test_a_retry_after_beyond_the_ceiling_fails_one_article_and_holds_no_other() -> None:
+    answer = Reply.answer(seed_answer(FAULT_ARTICLE))
+    hour = Reply.status(429, "come back in an hour", headers={"Retry-After": "3600"})
+    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(3)]
+
+    async def run(server: ScriptedServer) -> list[structx.ArticleOutcome]:
+        async with structx.Client(scripted_config(base_url=server.base_url)) as client:
+            return [o async for o in structx.aextract_many(articles, client, ArticleExtraction, concurrency=1)]
+
+    with ScriptedServer([hour, answer, answer]) as server:
+        outcomes = asyncio.run(run(server))
+    assert [(o.id, o.status, type(o.error).__name__) for o in outcomes] == [
+        ("copy-0", "error", "RateLimited"),
+        ("copy-1", "ok", "NoneType"),
+        ("copy-2", "ok", "NoneType"),
+    ]
+    # The others went on at once instead of waiting out the hour.
+    assert server.requests[-1].received_at - server.requests[0].received_at < 5
+
+
 def test_concurrency_must_be_positive() -> None:
     with structx.Client(scripted_config()) as client, pytest.raises(structx.ConfigError):
         list(structx.extract_many([seed_paths()[0]], client, ArticleExtraction, concurrency=0))
@@ -85,3 +109,44 @@ def test_two_texts_with_one_id_both_get_a_line_under_distinct_stable_ids(tmp_pat
             ("story", str(files[0]), "ok"),
             (f"story~{second.content_hash[:8]}", str(files[1]), "ok"),
         ]
+
+
+@pytest.mark.timeout(120)
+def test_every_fault_in_one_batch_costs_only_its_own_article(reliability: Reliability) -> None:
+    """Each fault of the matrix hits one article of a batch; every article ends with exactly one outcome."""
+    good = Reply.answer(seed_answer(FAULT_ARTICLE))
+    late = Reply(good.status_code, good.body, delay=1.0)
+    cut = Reply(good.status_code, good.body, cut_after=100)
+    faults: list[tuple[str, tuple[Reply, ...], type[structx.StructxError] | None, int]] = [
+        (s.name, s.replies, *EXPECTED[s.name][:2]) for s in fault_scenarios()
+    ]
+    faults += [
+        ("connection reset mid-body", (cut, cut, cut), structx.EndpointUnreachable, 3),
+        ("read timeout", (late, late, late), structx.EndpointTimeout, 3),
+    ]
+    text = seed_article(FAULT_ARTICLE).text
+    articles, script = [], []
+    for n, (name, replies, _, _) in enumerate(faults):
+        articles += [structx.Article(text=text, id=name), structx.Article(text=text, id=f"ok-{n}")]
+        script += [*replies, good]
+    config = scripted_config(timeout=0.5)
+    with ScriptedServer(script) as server, structx.Client(replace(config, base_url=server.base_url)) as client:
+        outcomes = list(structx.extract_many(articles, client, ArticleExtraction, concurrency=1))
+        posts = [r for r in server.requests if r.method == "POST"]
+    by_id = {o.id: o for o in outcomes}
+    assert len(outcomes) == len(by_id) == len(articles)  # one outcome each, none doubled
+    for n, (name, _, error, requests) in enumerate(faults):
+        outcome = by_id[name]
+        assert outcome.status == ("ok" if error is None else "error"), name
+        assert type(outcome.error) is (error or type(None)), name
+        assert outcome.to_json()["requests"] == requests, name
+        assert by_id[f"ok-{n}"].status == "ok"
+    assert len(posts) == sum(requests for *_, requests in faults) + len(faults)
+    reliability(
+        "batch",
+        f"{len(faults)} faults, each on one article, between {len(faults)} good articles",
+        expected=f"{len(articles)} outcomes: the {len(faults)} good articles ok, each fault its own outcome",
+        observed=f"{len(outcomes)} outcomes, {sum(o.status == 'ok' for o in outcomes)} ok, "
+        f"{len(posts)} requests, 0 lost, 0 doubled",
+        requests=len(posts),
+    )

@@ -343,8 +343,10 @@ class Backend:
             config = self._config
             ceiling = min(config.retry_max_wait, config.retry_initial_wait * 2 ** (state.attempt_number - 1))
             wait = random.uniform(ceiling / 2, ceiling)
-        if isinstance(exc, openai.RateLimitError):
+        if isinstance(exc, openai.RateLimitError) and wait <= self._config.retry_max_wait:
             # Every request through this backend waits out a rate limit, not only this one.
+            # A wait beyond the ceiling fails this extraction at once instead; it
+            # must not hold the others for that long either.
             self._gate.hold(wait, tally)
         return wait
 
