@@ -297,9 +297,9 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         await asyncio.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json():
+                    with _body_must_be_json(self._scrub):
                         completion = await self._async.chat.completions.create(**kwargs)
-                    return cast(ChatCompletion, _as_completion(completion))
+                    return cast(ChatCompletion, _as_completion(completion, self._scrub))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -311,8 +311,8 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         time.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json():
-                        return _as_completion(send())
+                    with _body_must_be_json(self._scrub):
+                        return _as_completion(send(), self._scrub)
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -385,7 +385,7 @@ class Backend:
 
 
 @contextlib.contextmanager
-def _body_must_be_json() -> Iterator[None]:
+def _body_must_be_json(scrub: Callable[[str], str]) -> Iterator[None]:
     # A 200 whose body is not JSON although labelled so (a proxy's HTML page,
     # an empty body) fails in the openai client's parsing. That is the
     # endpoint's fault, not the model's: no re-ask can mend it.
@@ -393,15 +393,15 @@ def _body_must_be_json() -> Iterator[None]:
         yield
     except json.JSONDecodeError as exc:
         body = exc.doc.strip()
-        shown = repr(body[:120]) if body else "an empty body"
+        shown = repr(scrub(body)[:120]) if body else "an empty body"
         raise InvalidResponse(f"the endpoint answered 200 with a body that is not JSON: {shown}") from None
 
 
-def _as_completion(value: Any) -> Any:
+def _as_completion(value: Any, scrub: Callable[[str], str]) -> Any:
     # The openai client hands back a bare string when the body is not JSON
     # (an HTML error page behind a proxy, say); that is not a completion.
     if isinstance(value, str):
-        raise InvalidResponse(f"the endpoint answered with text, not JSON: {value[:120]!r}")
+        raise InvalidResponse(f"the endpoint answered with text, not JSON: {scrub(value)[:120]!r}")
     return value
 
 
