@@ -31,6 +31,8 @@ from tests.cassettes import (
     cassette_vcr,
     fault_scenarios,
     grounding_scenarios,
+    injected_article,
+    injection_scenarios,
     llama_cassette,
     llama_config,
     scripted_config,
@@ -74,6 +76,16 @@ def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
                 outcome = f"{type(exc).__name__} after {getattr(exc, 'requests', '?')} request(s)"
         print(f"{scenario.cassette}: {outcome}")
         provenance[scenario.cassette] = {**source, "what": f"fault: {scenario.name} ({outcome})"}
+
+    for scenario in injection_scenarios():
+        (CASSETTES / scenario.cassette).unlink(missing_ok=True)
+        with ScriptedServer(scenario.replies, port=SCRIPTED_PORT), recorder.use_cassette(scenario.cassette):
+            result = structx.extract(injected_article(), config=scripted_config())
+        ungrounded = sum(not record.grounded for record in result.grounding.records)
+        outcome = f"ok after {result.requests} request(s), {ungrounded} record(s) ungrounded"
+        print(f"{scenario.cassette}: {outcome}")
+        what = f"prompt injection: {scenario.name} ({outcome}); the fault seed plus tests.cassettes.INJECTIONS"
+        provenance[scenario.cassette] = {**source, "what": what}
 
 
 def record_llama(provenance: dict[str, dict[str, str]]) -> None:

@@ -14,7 +14,10 @@ Only ``exact`` and ``normalized`` excerpts support a record. Fields marked in
 the schema with ``Annotated[str, "grounding:name"]`` must name something that
 occurs in the article or in the record's evidence (transliteration variants
 allowed); fields marked ``"grounding:verbatim"`` must occur verbatim up to
-normalization. A record that passes every check is ``grounded``.
+normalization. An excerpt that lies in text addressed to the model rather
+than reporting (an "ignore previous instructions" line, chat-template tags, a
+fake article fence, a JSON answer pasted into the article) supports nothing,
+though it is found. A record that passes every check is ``grounded``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ from rapidfuzz import fuzz
 from structx._models import AlignmentStatus, EvidenceSpan, GroundingReport, RecordGrounding
 from structx._text import NormalizedText, is_word_continuation, name_tokens, normalize
 
-__all__ = ["NAME", "VERBATIM", "Aligner", "drop_ungrounded", "ground", "iter_records", "marked_values"]
+__all__ = [
+    "NAME",
+    "VERBATIM",
+    "Aligner",
+    "addressed_to_model",
+    "drop_ungrounded",
+    "ground",
+    "iter_records",
+    "marked_values",
+]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -185,6 +197,43 @@ def _tokens_in_order(wanted: list[str], tokens: list[str]) -> bool:
     return False
 
 
+# Text that speaks to a language model instead of reporting news. Each match
+# marks its paragraph (from the start of its line to the next blank line).
+_ADDRESSED_TO_MODEL = re.compile(
+    r"""
+      \b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?
+        (?:previous|prior|above|earlier|preceding|system|original)\s+(?:instructions?|prompts?|rules|directions)
+    | <\|[a-z_]{2,24}\|>                            # chat-template tokens: <|im_start|>
+    | \[/?INST\] | <</?SYS>>
+    | </?(?:system|assistant|user|instructions?)> | </?article-[0-9a-f]{12}>
+    | ^[ \t]*\#*[ \t]*(?:system|assistant)[ \t]*(?:prompt)?[ \t]*:
+    | \{\s*"[A-Za-z_]+"\s*:\s*[\[{]                  # a JSON answer pasted into the text
+    """,
+    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+)
+
+
+@lru_cache(maxsize=16)
+def addressed_to_model(article: str) -> tuple[tuple[int, int], ...]:
+    """The paragraphs of ``article`` that address a model (prompt injection), as ``[start, end)`` spans."""
+    spans: list[tuple[int, int]] = []
+    for match in _ADDRESSED_TO_MODEL.finditer(article):
+        start = article.rfind("\n", 0, match.start()) + 1
+        end = article.find("\n\n", match.end())
+        end = len(article) if end < 0 else end
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return tuple(spans)
+
+
+def _overlaps(span: EvidenceSpan, regions: tuple[tuple[int, int], ...]) -> bool:
+    if span.start is None or span.end is None:
+        return False
+    return any(span.start < end and start < span.end for start, end in regions)
+
+
 def ground(value: BaseModel, article: str) -> GroundingReport:
     """Align the evidence of every record in ``value`` and check its marked fields."""
     aligner = Aligner(article)
@@ -202,6 +251,10 @@ def ground(value: BaseModel, article: str) -> GroundingReport:
                 )
             elif span.status is AlignmentStatus.NOT_FOUND:
                 result.problems.append(f"evidence {number} {_quote(span.text)} is not in the article")
+            elif _overlaps(span, addressed_to_model(article)):
+                result.problems.append(
+                    f"evidence {number} {_quote(span.text)} lies in text addressed to the model, not in the reporting"
+                )
         for field_path, kind, text in marked_values(record):
             if kind == NAME and not aligner.contains_name(text, evidence):
                 result.problems.append(f"{field_path} {_quote(text)} does not occur in the article")
