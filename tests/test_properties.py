@@ -1,0 +1,119 @@
+"""Property-based tests: arbitrary text and arbitrary JSON never crash structx's core."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+import structx
+from structx._engine import _checked_schema
+from structx._grounding import Aligner, addressed_to_model, ground
+from structx._text import NormalizedText, normalize
+from structx_schemas import ArticleExtraction
+from tests.cassettes import FAULT_ARTICLE, seed_answer
+
+# Every Unicode character but lone surrogates (no decoded file can hold one),
+# with the characters normalization treats specially made more likely.
+SPECIAL = "  \t\n\u00a0\u2009\u200b\u200d\u00ad\u0640'\"`‘’“”«»-‐–—−́̈ßİıﬁ½²ـﷺ"
+characters = st.one_of(st.characters(exclude_categories=("Cs",)), st.sampled_from(SPECIAL))
+texts = st.text(characters, max_size=300)
+PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROFILE
+@given(texts)
+def test_normalized_text_maps_every_character_back_in_order(text: str) -> None:
+    normalized = NormalizedText(text)
+    assert len(normalized.sources) == len(normalized.text)
+    assert all(0 <= index < len(text) for index in normalized.sources)
+    assert normalized.sources == sorted(normalized.sources)
+    assert normalize(text) == normalized.text
+
+
+@PROFILE
+@given(texts, st.data())
+def test_aligned_spans_always_slice_the_original(article: str, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(article)))
+    end = data.draw(st.integers(start, len(article)))
+    excerpts = [article[start:end], data.draw(texts), article[start:end].upper()]
+    aligner = Aligner(article)
+    for excerpt in excerpts:
+        span = aligner.align(excerpt)
+        if span.start is None:
+            assert span.end is None and span.status is structx.AlignmentStatus.NOT_FOUND
+            continue
+        assert span.end is not None and 0 <= span.start < span.end <= len(article)
+        if span.status is structx.AlignmentStatus.EXACT:
+            assert article[span.start : span.end] == excerpt.strip()
+        if span.status is structx.AlignmentStatus.NORMALIZED:
+            assert normalize(article[span.start : span.end]).strip() == normalize(excerpt.strip()).strip()
+    for begin, stop in addressed_to_model(article):
+        assert 0 <= begin <= stop <= len(article)
+
+
+SYSTEM_PROMPT = structx.build_messages(structx.Article(text="x"), ArticleExtraction, include_schema=True)[0]
+
+
+@PROFILE
+@given(texts.filter(str.strip))
+def test_the_prompt_builder_fences_any_article_and_keeps_it_out_of_the_system_prompt(text: str) -> None:
+    article = structx.Article(text=text)
+    system, user = structx.build_messages(article, ArticleExtraction, include_schema=True)
+    assert system == SYSTEM_PROMPT  # the same whatever the article says
+    assert user["content"].endswith(f"\n{text}\n</article-{article.content_hash[:12]}>")
+
+
+# -- arbitrary JSON against the schema ------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
+    max_leaves=20,
+)
+GOLD = seed_answer(FAULT_ARTICLE).model_dump(mode="json")
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+GOLD_PATHS = _paths(GOLD)
+
+
+@st.composite
+def schema_shaped(draw: st.DrawFn) -> Any:
+    """A gold answer with one part replaced by arbitrary JSON: mostly right, wrong in one place."""
+    answer = json.loads(json.dumps(GOLD))
+    path = draw(st.sampled_from(GOLD_PATHS))
+    replacement = draw(json_values)
+    if not path:
+        return replacement
+    parent = answer
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = replacement
+    return answer
+
+
+@PROFILE
+@given(st.one_of(json_values, schema_shaped()))
+def test_any_json_validates_or_raises_a_validation_error(data: Any) -> None:
+    checked = _checked_schema(ArticleExtraction)
+    try:
+        value = checked.model_validate_json(json.dumps(data))
+    except ValidationError:
+        return
+    # What validates can be grounded against any article without error.
+    report = ground(value, "Esmail Qaani visited Baghdad.")
+    assert all(record.path for record in report.records)
