@@ -39,8 +39,19 @@ def reliability(record_property: Callable[[str, object], None]) -> Reliability:
     report from these rows, so the report says what the tests saw.
     """
 
-    def record(section: str, case: str, *, expected: str, observed: str, requests: int | None = None) -> None:
-        row = {"section": section, "case": case, "expected": expected, "observed": observed, "requests": requests}
+    def record(
+        section: str,
+        case: str,
+        *,
+        expected: str,
+        observed: str,
+        requests: int | None = None,
+        items: list[str] | None = None,
+        lost: int | None = None,
+    ) -> None:
+        """``items`` lists what was tried (input names); ``lost`` counts articles without a line."""
+        row = {"section": section, "case": case, "expected": expected, "observed": observed,
+               "requests": requests, "items": items or [], "lost": lost}  # fmt: skip
         record_property("reliability", json.dumps(row))
 
     return record

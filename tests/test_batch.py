@@ -149,4 +149,5 @@ def test_every_fault_in_one_batch_costs_only_its_own_article(reliability: Reliab
         observed=f"{len(outcomes)} outcomes, {sum(o.status == 'ok' for o in outcomes)} ok, "
         f"{len(posts)} requests, 0 lost, 0 doubled",
         requests=len(posts),
+        lost=len(articles) - len(by_id),
     )

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import structx
 from structx._cli import app
 from tests.cassettes import seed_answer, seed_article, seed_paths
+from tests.conftest import Reliability
 
 STEMS = [path.stem for path in seed_paths()]
 
@@ -66,7 +67,7 @@ def test_existing_tables_are_replaced_only_with_force(tmp_path: Path) -> None:
     assert forced.exit_code == 0
 
 
-def test_nothing_is_written_outside_the_output_directory(tmp_path: Path) -> None:
+def test_nothing_is_written_outside_the_output_directory(tmp_path: Path, reliability: Reliability) -> None:
     out = tmp_path / "tables"
     out.mkdir()
     outside = tmp_path / "outside.csv"
@@ -74,10 +75,25 @@ def test_nothing_is_written_outside_the_output_directory(tmp_path: Path) -> None
     with pytest.raises(structx.UsageError, match="outside"):
         structx.export_tables(structx.load_predictions(_results(tmp_path)), out, formats=["csv"], force=True)
     assert not outside.exists()
-    evil = {"id": "x", "status": "ok", "records": {"../../evil": [{"a": 1}]}}
-    with pytest.raises(structx.InputError, match="not a usable table name"):
-        structx.export_tables(structx.load_predictions(_results(tmp_path, [evil])), tmp_path / "t2", formats=["csv"])
-    assert not (tmp_path / "evil.csv").exists()
+    reliability(
+        "paths",
+        "an exported table that is a symbolic link pointing outside the output directory",
+        expected="refused (UsageError)",
+        observed="UsageError; nothing written outside",
+    )
+    for name in ["../../evil", str(tmp_path / "evil")]:
+        evil = {"id": "x", "status": "ok", "records": {name: [{"a": 1}]}}
+        with pytest.raises(structx.InputError, match="not a usable table name"):
+            structx.export_tables(
+                structx.load_predictions(_results(tmp_path, [evil])), tmp_path / "t2", formats=["csv"]
+            )
+        assert list(tmp_path.rglob("evil*")) == []
+    reliability(
+        "paths",
+        "record types named '../../evil' and an absolute path, in a results file",
+        expected="refused (InputError) before any table is written",
+        observed="InputError; no file written",
+    )
 
 
 def test_a_planted_partial_symlink_is_not_followed_and_link_columns_are_kept(tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ def test_every_hostile_input_gets_one_clear_line_and_no_request(tmp_path: Path, 
         expected="one line each: an InputError naming the file and the problem, or ok; no request for a bad one",
         observed=f"{len(lines)} lines, {len(expected_errors)} input errors, {len(ok)} ok, {len(posts)} requests",
         requests=len(posts),
+        items=[f"{key}: {lines[key].get('error', {}).get('type', 'ok')}" for key in sorted(lines)],
+        lost=tried - len(lines),
     )
 
 
@@ -123,4 +125,6 @@ def test_a_directory_of_ten_thousand_tiny_files(tmp_path: Path, reliability: Rel
         expected="10,000 lines, all ok",
         observed=f"{len(ids)} lines, {len(set(ids))} distinct ids, {posts} requests",
         requests=posts,
+        items=["10,000 files of one sentence each"],
+        lost=10_000 - len(set(ids)),
     )

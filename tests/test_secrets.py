@@ -72,9 +72,10 @@ def test_no_key_in_output_logs_or_run_database_with_debug_logging(tmp_path: Path
     assert leaks == []
     reliability(
         "secrets",
-        "API key echoed back by the endpoint in 401, 5xx, HTML and model answers; debug logging on",
+        "API key echoed back by the endpoint in 401, 5xx and HTML bodies; debug logging on",
         expected="the key in no log line, error, output line or run database",
-        observed=f"{len(places)} places scanned ({len(done.stderr):,} characters of log), key found in {len(leaks)}",
+        observed=f"{len(places)} places scanned (stdout, stderr with debug logging, output, run database), "
+        f"key found in {len(leaks)}",
     )
 
 
