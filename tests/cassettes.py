@@ -143,6 +143,7 @@ def fault_scenarios() -> list[FaultScenario]:
                                               content_type="text/html"),)),
         FaultScenario("200_body_not_json", (Reply(200, b"<html><body>upstream error</body></html>"),)),
         FaultScenario("200_empty_body", (Reply(200, b""),)),
+        FaultScenario("200_body_not_utf8", (Reply(200, b"<html>caf\xe9 indisponible</html>"),)),
         FaultScenario("empty_choices", (Reply(200, json.dumps({"id": "x", "object": "chat.completion",
                                                                 "created": 0, "model": "m",
                                                                 "choices": []}).encode()),)),

@@ -47,11 +47,15 @@ def reliability(record_property: Callable[[str, object], None]) -> Reliability:
         observed: str,
         requests: int | None = None,
         items: list[str] | None = None,
+        tried: int | None = None,
         lost: int | None = None,
     ) -> None:
-        """``items`` lists what was tried (input names); ``lost`` counts articles without a line."""
+        """``items`` names what was tried, ``tried`` counts it, ``lost`` counts articles left without a line.
+
+        Call it before the test's assertions, so that a failing test still reports what it saw.
+        """
         row = {"section": section, "case": case, "expected": expected, "observed": observed,
-               "requests": requests, "items": items or [], "lost": lost}  # fmt: skip
+               "requests": requests, "items": items or [], "tried": tried, "lost": lost}  # fmt: skip
         record_property("reliability", json.dumps(row))
 
     return record

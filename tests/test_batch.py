@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import structx
+from structx._batch import _once_each
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction
 from tests.cassettes import FAULT_ARTICLE, fault_scenarios, scripted_config, seed_answer, seed_article, seed_paths
@@ -134,7 +135,23 @@ def test_every_fault_in_one_batch_costs_only_its_own_article(reliability: Reliab
         outcomes = list(structx.extract_many(articles, client, ArticleExtraction, concurrency=1))
         posts = [r for r in server.requests if r.method == "POST"]
     by_id = {o.id: o for o in outcomes}
-    assert len(outcomes) == len(by_id) == len(articles)  # one outcome each, none doubled
+    lost, doubled = len(articles) - len(by_id), len(outcomes) - len(by_id)
+    as_expected = sum(
+        type(by_id[name].error) is (error or type(None)) and by_id[name].to_json()["requests"] == requests
+        for name, _, error, requests in faults
+        if name in by_id
+    )
+    good_ok = sum(by_id[f"ok-{n}"].status == "ok" for n in range(len(faults)) if f"ok-{n}" in by_id)
+    reliability(
+        "batch",
+        f"{len(faults)} faults, each on one article, between {len(faults)} good articles",
+        expected=f"{len(articles)} outcomes: each fault's as in the matrix, the {len(faults)} good articles ok",
+        observed=f"{len(outcomes)} outcomes, {as_expected} faults as expected, {good_ok} good articles ok, "
+        f"{len(posts)} requests, {lost} lost, {doubled} doubled",
+        requests=len(posts),
+        lost=lost,
+    )
+    assert lost == doubled == 0
     for n, (name, _, error, requests) in enumerate(faults):
         outcome = by_id[name]
         assert outcome.status == ("ok" if error is None else "error"), name
@@ -142,12 +159,11 @@ def test_every_fault_in_one_batch_costs_only_its_own_article(reliability: Reliab
         assert outcome.to_json()["requests"] == requests, name
         assert by_id[f"ok-{n}"].status == "ok"
     assert len(posts) == sum(requests for *_, requests in faults) + len(faults)
-    reliability(
-        "batch",
-        f"{len(faults)} faults, each on one article, between {len(faults)} good articles",
-        expected=f"{len(articles)} outcomes: the {len(faults)} good articles ok, each fault its own outcome",
-        observed=f"{len(outcomes)} outcomes, {sum(o.status == 'ok' for o in outcomes)} ok, "
-        f"{len(posts)} requests, 0 lost, 0 doubled",
-        requests=len(posts),
-        lost=len(articles) - len(by_id),
-    )
+
+
+def test_ids_taken_by_unreadable_inputs_and_by_renames_are_not_reused() -> None:
+    a, b = structx.Article(text="a", id="x"), structx.Article(text="b", id="x")
+    clash = structx.Article(text="c", id=f"x~{b.content_hash[:8]}")  # already holds b's first choice
+    items = list(_once_each([structx.InputError("empty file", path="x.txt"), clash, a, b]))
+    ids = [item.article_id if isinstance(item, structx.InputError) else item.id for item in items]
+    assert ids == ["x", clash.id, f"x~{a.content_hash[:8]}", f"x~{b.content_hash[:9]}"]

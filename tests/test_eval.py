@@ -202,4 +202,6 @@ def test_gold_in_subfolders_answers_articles_with_those_ids(tmp_path: Path) -> N
     (tmp_path / "iraq").mkdir()
     (tmp_path / "iraq" / "story.json").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "story.json").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
-    assert sorted(structx.load_gold(tmp_path)) == ["iraq/story", "story"]
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "story.json").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    assert sorted(structx.load_gold(tmp_path)) == ["iraq/story", "story"]  # hidden folders skipped

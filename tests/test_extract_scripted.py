@@ -123,6 +123,7 @@ EXPECTED: dict[str, tuple[type[structx.StructxError] | None, int, int]] = {
     "200_html_page": (structx.InvalidResponse, 1, 0),
     "200_body_not_json": (structx.InvalidResponse, 1, 0),
     "200_empty_body": (structx.InvalidResponse, 1, 0),
+    "200_body_not_utf8": (structx.InvalidResponse, 1, 0),
 }
 
 
@@ -133,28 +134,25 @@ def test_every_recorded_fault_has_an_expectation() -> None:
 @pytest.mark.parametrize("scenario", fault_scenarios(), ids=lambda s: s.name)
 def test_fault_outcome_and_request_count(replay: Replay, scenario: Any, reliability: Reliability) -> None:
     expected_error, expected_requests, expected_attempts = EXPECTED[scenario.name]
+    error: structx.ExtractionError | None = None
     with replay(scenario.cassette) as cassette:
-        if expected_error is None:
+        try:
             result = structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
-            assert result.value == seed_answer(FAULT_ARTICLE)
-            requests, attempts, usage = result.requests, result.attempts, result.usage
-            observed = "ok"
-        else:
-            with pytest.raises(expected_error) as caught:
-                structx.extract(seed_article(FAULT_ARTICLE), config=scripted_config())
-            assert type(caught.value) is expected_error
-            requests, attempts, usage = caught.value.requests, caught.value.attempts, caught.value.usage
-            observed = type(caught.value).__name__
-        assert cassette.play_count == expected_requests
-        assert cassette.all_played
+            value, requests, attempts, usage = result.value, result.requests, result.attempts, result.usage
+        except structx.ExtractionError as exc:
+            error, value, requests, attempts, usage = exc, None, exc.requests, exc.attempts, exc.usage
+        played, all_played = cassette.play_count, cassette.all_played
+    # Recorded before the checks, so that a failing row shows what was seen.
     reliability(
         "extraction",
         scenario.name,
         expected=f"{expected_error.__name__ if expected_error else 'ok'}, {expected_requests} request(s)",
-        observed=f"{observed}, {cassette.play_count} request(s), {attempts} model answer(s)",
-        requests=cassette.play_count,
+        observed=f"{type(error).__name__ if error else 'ok'}, {played} request(s), {attempts} model answer(s)",
+        requests=played,
     )
-    assert requests == expected_requests
+    assert type(error) is (expected_error or type(None))
+    assert value == (seed_answer(FAULT_ARTICLE) if expected_error is None else None)
+    assert played == requests == expected_requests and all_played
     assert attempts == expected_attempts
     # Usage is summed over every completion received, failed attempts included
     # (the empty-choices reply carries no usage at all).
@@ -240,15 +238,15 @@ def test_connection_refused_is_retried_then_reported(sleeps: list[float], reliab
     config = scripted_config(base_url=f"http://127.0.0.1:{_closed_port()}/v1", max_retries=2)
     with pytest.raises(structx.EndpointUnreachable) as caught:
         structx.extract("text", config=config)
-    assert caught.value.requests == 3 and len(sleeps) == 2
-    assert "cannot connect to http://127.0.0.1:" in str(caught.value)
     reliability(
         "extraction",
         "connection refused",
-        expected="EndpointUnreachable, 1 + 2 retries",
-        observed=f"{type(caught.value).__name__}, {caught.value.requests} attempt(s) to connect",
-        requests=0,
+        expected="EndpointUnreachable after 1 + 2 attempts",
+        observed=f"{type(caught.value).__name__} after {caught.value.requests} attempts, {len(sleeps)} backoff waits",
+        requests=caught.value.requests,
     )
+    assert caught.value.requests == 3 and len(sleeps) == 2
+    assert "cannot connect to http://127.0.0.1:" in str(caught.value)
 
 
 def test_a_server_that_does_not_answer_in_time_is_retried_then_reported(reliability: Reliability) -> None:
@@ -258,15 +256,15 @@ def test_a_server_that_does_not_answer_in_time_is_retried_then_reported(reliabil
         config = scripted_config(base_url=server.base_url, timeout=0.2, max_retries=1)
         with pytest.raises(structx.EndpointTimeout) as caught:
             structx.extract("text", config=config)
-        assert caught.value.requests == 2
-        assert len(server.requests) == 2
+        received = len(server.requests)
     reliability(
         "extraction",
         "read timeout (answer 1 s late, timeout 0.2 s)",
-        expected="EndpointTimeout, 1 + 1 retry",
-        observed=f"{type(caught.value).__name__}, {len(server.requests)} request(s)",
-        requests=2,
+        expected="EndpointTimeout after 1 + 1 requests",
+        observed=f"{type(caught.value).__name__} after {received} requests",
+        requests=received,
     )
+    assert caught.value.requests == received == 2
 
 
 def _open_sockets() -> set[str]:
@@ -300,20 +298,21 @@ def test_a_connection_reset_mid_body_is_retried_then_reported(reliability: Relia
         config = scripted_config(base_url=server.base_url, retry_initial_wait=0.01)
         with pytest.raises(structx.EndpointUnreachable) as caught:
             structx.extract(seed_article(FAULT_ARTICLE), config=config)
-        assert len(server.requests) == 3
+        received = len(server.requests)
         # Nothing structx opened is left behind: no thread, no socket.
-        assert _new_client_threads(threads) == set()
-        assert _open_sockets() - sockets == set()
-    assert caught.value.requests == 3
-    assert "connection lost with http://127.0.0.1:" in str(caught.value)
-    assert "received 100 bytes" in str(caught.value)
+        left = (_new_client_threads(threads), _open_sockets() - sockets)
     reliability(
         "extraction",
-        "connection reset after 100 bytes of the body",
-        expected="EndpointUnreachable, 1 + 2 retries",
-        observed=f"{type(caught.value).__name__}, 3 request(s), no thread or socket left open",
-        requests=3,
+        "connection reset (RST) after 100 bytes of the body",
+        expected="EndpointUnreachable after 1 + 2 requests; nothing left open",
+        observed=f"{type(caught.value).__name__} after {received} requests; "
+        f"{len(left[0])} thread(s) and {len(left[1])} socket(s) of the client left open",
+        requests=received,
     )
+    assert caught.value.requests == received == 3
+    assert left == (set(), set())
+    assert "connection lost with http://127.0.0.1:" in str(caught.value)
+    assert "Connection reset by peer" in str(caught.value)
 
 
 def test_a_reset_then_an_answer_succeeds() -> None:
@@ -350,18 +349,20 @@ def test_a_server_that_accepts_and_never_answers_is_retried_then_reported(reliab
     acceptor.join(timeout=5)
     for connection in accepted:
         connection.close()
+    client_sockets = new_sockets - server_ends
+    reliability(
+        "extraction",
+        "server accepts and never answers",
+        expected="EndpointTimeout after 1 + 1 requests; nothing left open",
+        observed=f"{type(caught.value).__name__} after {len(accepted)} requests; "
+        f"{len(new_threads)} thread(s) and {len(client_sockets)} socket(s) of the client left open",
+        requests=len(accepted),
+    )
     assert caught.value.requests == 2 and len(accepted) == 2
     assert "did not answer within 0.3 s" in str(caught.value)
     # The client closed both of its connections; only the server's two accepted ends remain open.
     assert new_threads == set()
     assert new_sockets == server_ends
-    reliability(
-        "extraction",
-        "server accepts and never answers",
-        expected="EndpointTimeout, 1 + 1 retry",
-        observed=f"{type(caught.value).__name__}, {len(accepted)} request(s), no thread or socket left open",
-        requests=len(accepted),
-    )
 
 
 def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(sleeps: list[float]) -> None:

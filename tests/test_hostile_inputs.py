@@ -52,6 +52,8 @@ def test_every_hostile_input_gets_one_clear_line_and_no_request(tmp_path: Path, 
     # A name that is not UTF-8 at all, a symlink loop, a broken link, a link back up the tree.
     with open(os.fsencode(inputs) + b"/bad\xffname.txt", "wb") as handle:  # noqa: PTH123 - a bytes path
         handle.write(TEXT.encode())
+    with open(os.fsencode(inputs) + b"/bad\xffname.jsonl", "wb") as handle:  # noqa: PTH123 - a bytes path
+        handle.write(json.dumps({"id": "from-bad-name", "text": TEXT}).encode() + b"\nnot json\n")
     (inputs / "loop.txt").symlink_to("loop.txt")
     (inputs / "broken.txt").symlink_to("nowhere.txt")
     (inputs / "sub").mkdir()
@@ -79,9 +81,28 @@ def test_every_hostile_input_gets_one_clear_line_and_no_request(tmp_path: Path, 
         "batch:1": ("InputError", "line 1 is not JSON"),
         "batch:2": ("InputError", 'line 2 has no article text (a non-empty "text" field)'),
         "batch:3": ("InputError", "line 3 is not a JSON object"),
+        "bad\\xffname:2": ("InputError", "line 2 is not JSON"),
     }
     ok = [Path(name).stem for name, (_, kind, _) in HOSTILE.items() if kind == "ok"]
-    ok += ["bad\\xffname", "long", "jsonl-good"]
+    ok += ["bad\\xffname", "from-bad-name", "long", "jsonl-good"]
+    tried = len(expected_errors) + len(ok)
+    errors = {key: line.get("error", {}) for key, line in lines.items()}
+    as_expected = sum(
+        errors[key].get("type") == kind and words in errors[key].get("message", "")
+        for key, (kind, words) in expected_errors.items()
+        if key in lines
+    ) + sum(lines[key]["status"] == "ok" for key in ok if key in lines)
+    reliability(
+        "input",
+        f"{tried} hostile or odd inputs in one directory",
+        expected="one line each: an InputError naming the file and the problem, or ok; no request for a bad one",
+        observed=f"{len(lines)} lines, {as_expected} as expected, {len(posts)} requests "
+        f"({len(ok) - 1} articles and {lines.get('long', {}).get('chunks', 0)} chunks of the long one)",
+        requests=len(posts),
+        items=[f"{key}: {lines[key].get('error', {}).get('type', 'ok')}" for key in sorted(lines)],
+        tried=tried,
+        lost=len(set(expected_errors) | set(ok)) - len(set(lines) & (set(expected_errors) | set(ok))),
+    )
     assert sorted(lines) == sorted([*expected_errors, *ok])  # one line each, none skipped, none doubled
     for article_id, (kind, words) in expected_errors.items():
         line = lines[article_id]
@@ -89,19 +110,10 @@ def test_every_hostile_input_gets_one_clear_line_and_no_request(tmp_path: Path, 
         assert words in line["error"]["message"], (article_id, line["error"]["message"])
     for article_id in ok:
         assert lines[article_id]["status"] == "ok", lines[article_id]
+    assert lines["bad\\xffname:2"]["source"].endswith("/bad\\xffname.jsonl:2")  # the bad byte shown, not lost
     assert lines["long"]["chunks"] > 1
     # Only readable articles reached the endpoint: one request each, one per chunk of the long one.
     assert len(posts) == len(ok) - 1 + lines["long"]["chunks"]
-    tried = len(expected_errors) + len(ok)
-    reliability(
-        "input",
-        f"{tried} hostile or odd inputs in one directory",
-        expected="one line each: an InputError naming the file and the problem, or ok; no request for a bad one",
-        observed=f"{len(lines)} lines, {len(expected_errors)} input errors, {len(ok)} ok, {len(posts)} requests",
-        requests=len(posts),
-        items=[f"{key}: {lines[key].get('error', {}).get('type', 'ok')}" for key in sorted(lines)],
-        lost=tried - len(lines),
-    )
 
 
 @pytest.mark.timeout(240)
@@ -115,16 +127,17 @@ def test_a_directory_of_ten_thousand_tiny_files(tmp_path: Path, reliability: Rel
     with ScriptedServer(default=Reply.answer(answer)) as server:
         result = _extract(server, [inputs], out, "--concurrency", "8", "-q")
         posts = sum(r.method == "POST" for r in server.requests)
-    assert result.exit_code == 0, result.output
     ids = [line["id"] for line in _lines(out)]
-    assert len(ids) == len(set(ids)) == 10_000 and posts == 10_000
-    assert {line["status"] for line in _lines(out)} == {"ok"}
+    ok = sum(line["status"] == "ok" for line in _lines(out))
     reliability(
         "input",
         "a directory of 10,000 tiny files",
         expected="10,000 lines, all ok",
-        observed=f"{len(ids)} lines, {len(set(ids))} distinct ids, {posts} requests",
+        observed=f"{len(ids)} lines, {len(set(ids))} distinct ids, {ok} ok, {posts} requests",
         requests=posts,
         items=["10,000 files of one sentence each"],
+        tried=10_000,
         lost=10_000 - len(set(ids)),
     )
+    assert result.exit_code == 0, result.output
+    assert len(ids) == len(set(ids)) == ok == posts == 10_000

@@ -103,11 +103,18 @@ class _AsyncChecked(BaseModel):
         return value
 
 
-def test_a_schema_with_an_instructor_async_validator_fails_before_any_request() -> None:
+def test_a_schema_with_an_instructor_async_validator_fails_before_any_request(tmp_path: Path) -> None:
     # instructor's runtime would never run the validator; say so instead of dropping it silently.
-    with ScriptedServer([Reply.answer(_AsyncChecked(name="a"))]) as server:
-        client = structx.Client(structx.Config(base_url=server.base_url, model="m", structured_output="json_schema"))
-        with pytest.raises(structx.SchemaError, match=r"_AsyncChecked\.check_name: Instructor async validators"):
+    message = r"_AsyncChecked\.check_name: Instructor async validators"
+    (tmp_path / "a.txt").write_text("Qaani visited Baghdad.", encoding="utf-8")
+    # The endpoint would be probed first (structured output "auto"): the schema fails before that.
+    with (
+        ScriptedServer([Reply.answer(_AsyncChecked(name="a"))]) as server,
+        structx.Client(structx.Config(base_url=server.base_url, model="m")) as client,
+    ):
+        with pytest.raises(structx.SchemaError, match=message):
             client.extract(structx.Article(text="a", id="x"), _AsyncChecked)
-        client.close()
+        # A batch fails as a whole, not once per article.
+        with pytest.raises(structx.SchemaError, match=message):
+            list(structx.extract_many([tmp_path], client, _AsyncChecked))
     assert server.requests == []

@@ -56,7 +56,8 @@ class Client:
 
     def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
         """Fill ``schema`` from one article with one model call (plus re-asks)."""
-        return self._get_engine().extract(_as_article(article), load_schema(schema))  # type: ignore[arg-type]
+        target = load_schema(schema)  # a bad schema fails before the endpoint is contacted
+        return self._get_engine().extract(_as_article(article), target)  # type: ignore[arg-type]
 
     async def aextract(
         self,
@@ -64,8 +65,9 @@ class Client:
         schema: type[ModelT] | str = ArticleExtraction,  # type: ignore[assignment]
     ) -> Result[ModelT]:
         """Async twin of :meth:`extract`."""
+        target = load_schema(schema)
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
-        return await engine.aextract(_as_article(article), load_schema(schema))  # type: ignore[arg-type]
+        return await engine.aextract(_as_article(article), target)  # type: ignore[arg-type]
 
     def _get_engine(self) -> Engine:
         with self._lock:

@@ -356,12 +356,13 @@ class Backend:
             return EndpointTimeout(f"{where} did not answer within {self._config.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            # httpx names a refused connection ConnectError; anything else broke an open connection.
-            what = "cannot connect to" if "Connect" in type(cause).__name__ else "connection lost with"
+            # These httpx errors break a connection that was open; the rest never made one.
+            lost = type(cause).__name__ in ("ReadError", "WriteError", "RemoteProtocolError")
+            what = "connection lost with" if lost else "cannot connect to"
             return EndpointUnreachable(f"{what} {where} ({type(cause).__name__}: {cause})")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = self._scrub(_error_detail(exc))
+            detail = _error_detail(exc, self._scrub)
             error: ExtractionError
             if status in (401, 403):
                 error = AuthenticationFailed(
@@ -391,10 +392,11 @@ def _body_must_be_json(scrub: Callable[[str], str]) -> Iterator[None]:
     # endpoint's fault, not the model's: no re-ask can mend it.
     try:
         yield
-    except json.JSONDecodeError as exc:
-        body = exc.doc.strip()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = exc.doc if isinstance(exc, json.JSONDecodeError) else exc.object
+        body = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).strip()
         shown = repr(scrub(body)[:120]) if body else "an empty body"
-        raise InvalidResponse(f"the endpoint answered 200 with a body that is not JSON: {shown}") from None
+        raise InvalidResponse(f"the endpoint answered with a body that is not JSON: {shown}") from None
 
 
 def _as_completion(value: Any, scrub: Callable[[str], str]) -> Any:
@@ -427,7 +429,7 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
     return None
 
 
-def _error_detail(exc: openai.APIStatusError) -> str:
+def _error_detail(exc: openai.APIStatusError, scrub: Callable[[str], str]) -> str:
     body = exc.body
     message: object = None
     if isinstance(body, dict):
@@ -435,7 +437,7 @@ def _error_detail(exc: openai.APIStatusError) -> str:
         message = inner.get("message") if isinstance(inner, dict) else inner
     if not message:
         return ""
-    return f": {str(message)[:300]}"
+    return f": {scrub(str(message))[:300]}"  # scrubbed before cutting, so no part of a key is left
 
 
 def _retry_after_seconds(exc: BaseException | None) -> float | None:

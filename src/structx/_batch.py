@@ -21,6 +21,7 @@ from structx._api import Client
 from structx._documents import iter_articles
 from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
 from structx._models import Article, Result, Usage
+from structx._schemas import load_schema
 from structx._store import RunStore, result_key
 
 __all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many"]
@@ -148,6 +149,7 @@ async def aextract_many(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
     items = _once_each(iter_articles(articles))
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
@@ -233,14 +235,18 @@ def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | Inpu
     seen: set[tuple[str, str]] = set()
     ids: set[str] = set()
     for item in items:
-        if isinstance(item, Article):
+        if isinstance(item, InputError):
+            ids.add(item.article_id)
+        else:
             key = (item.id, item.content_hash)
             if key in seen:
                 logger.warning("%s is given more than once; it is extracted once", item.source or item.id)
                 continue
             seen.add(key)
             if item.id in ids:
-                renamed = f"{item.id}~{item.content_hash[:8]}"
+                # Taken as well (rare): a longer part of the hash, then a counter.
+                candidates = (f"{item.id}~{item.content_hash[:n]}" for n in range(8, len(item.content_hash) + 1))
+                renamed = next((c for c in candidates if c not in ids), f"{item.id}~{item.content_hash}~{len(ids)}")
                 logger.warning(
                     "%s: id %r is taken by another article in this batch; this one is %r",
                     item.source or item.id, item.id, renamed,

@@ -242,7 +242,8 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
     if out.is_dir():
         _fail(console, f"--out {out} is a directory; give a file name")
     database = out.with_name(out.name + ".structx.sqlite")
-    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path = database.with_name(database.name + suffix)
         if path.is_symlink():  # SQLite would write wherever it points
             _fail(console, f"{path} is a symbolic link; structx does not write through links")
     if out.exists() and not database.exists() and not force:

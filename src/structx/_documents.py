@@ -177,13 +177,14 @@ def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
 
 
 def _read_jsonl_file(path: Path) -> Iterator[Article | InputError]:
+    shown = _printable(str(path))
     try:
         handle = path.open("rb")
     except OSError as exc:
-        yield InputError(f"cannot read file ({exc.strerror})", path=path)
+        yield InputError(f"cannot read file ({exc.strerror})", path=shown)
         return
     with handle:
-        yield from _parse_jsonl(handle, str(path))
+        yield from _parse_jsonl(handle, shown)
 
 
 def _parse_jsonl(lines: Iterable[str | bytes], name: str) -> Iterator[Article | InputError]:
@@ -218,9 +219,10 @@ def _parse_jsonl(lines: Iterable[str | bytes], name: str) -> Iterator[Article | 
 def iter_article_files(paths: Iterable[Path | str]) -> Iterator[Path]:
     """Expand files and directories into article files, in a stable order.
 
-    Directories are walked recursively; hidden files and folders are skipped.
-    Paths that do not exist are yielded as given, so that reading them
-    reports the problem for that path alone.
+    Directories are walked recursively; hidden files and folders are skipped,
+    and links to directories are not followed. Paths that do not exist, and
+    links that are broken, loop or lead to a directory, are yielded as they
+    are, so that reading them reports the problem for that path alone.
     """
     for path, _ in _article_paths(paths):
         yield path

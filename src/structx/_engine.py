@@ -157,7 +157,9 @@ class Engine:
         choice = completion.choices[0]
         refusal = getattr(choice.message, "refusal", None)
         if refusal:
-            raise Refusal(f"the model refused: {str(refusal)[:300]}")
+            key = self._config.api_key
+            said = str(refusal).replace(key, "***") if key else str(refusal)
+            raise Refusal(f"the model refused: {said[:300]}")
         if choice.finish_reason == "content_filter":
             raise Refusal("the endpoint's content filter stopped the answer")
         if choice.finish_reason == "length":

@@ -350,7 +350,10 @@ def load_gold(directory: Path) -> dict[str, ArticleExtraction]:
         raise InputError("gold directory does not exist", path=directory)
     gold = {}
     for path in sorted(directory.rglob("*.json")):
-        article_id = path.relative_to(directory).with_suffix("").as_posix()
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts):  # hidden, as for articles
+            continue
+        article_id = relative.with_suffix("").as_posix()
         try:
             gold[article_id] = ArticleExtraction.model_validate_json(path.read_text(encoding="utf-8"))
         except ValueError as exc:

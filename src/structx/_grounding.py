@@ -15,9 +15,9 @@ the schema with ``Annotated[str, "grounding:name"]`` must name something that
 occurs in the article or in the record's evidence (transliteration variants
 allowed); fields marked ``"grounding:verbatim"`` must occur verbatim up to
 normalization. An excerpt that lies in text addressed to the model rather
-than reporting (an "ignore previous instructions" line, chat-template tags, a
-fake article fence, a JSON answer pasted into the article) supports nothing,
-though it is found. A record that passes every check is ``grounded``.
+than reporting (an "ignore previous instructions" line, chat-template markup,
+a fake article fence, a JSON answer with evidence pasted into the article)
+supports nothing, though it is found. A record that passes every check is ``grounded``.
 """
 
 from __future__ import annotations
@@ -197,35 +197,51 @@ def _tokens_in_order(wanted: list[str], tokens: list[str]) -> bool:
     return False
 
 
-# Text that speaks to a language model instead of reporting news. Each match
-# marks its paragraph (from the start of its line to the next blank line).
-_ADDRESSED_TO_MODEL = re.compile(
-    r"""
-      \b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?
-        (?:previous|prior|above|earlier|preceding|system|original)\s+(?:instructions?|prompts?|rules|directions)
-    | <\|[a-z_]{2,24}\|>                            # chat-template tokens: <|im_start|>
-    | \[/?INST\] | <</?SYS>>
-    | </?(?:system|assistant|user|instructions?)> | </?article-[0-9a-f]{12}>
-    | ^[ \t]*\#*[ \t]*(?:system|assistant)[ \t]*(?:prompt)?[ \t]*:
-    | \{\s*"[A-Za-z_]+"\s*:\s*[\[{]                  # a JSON answer pasted into the text
-    """,
-    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+# Text that speaks to a language model instead of reporting news. Narrow on
+# purpose: reporting about rules, systems or instructions must not match.
+# An instruction or a pasted JSON answer marks its line; chat-template markup
+# or a fake article fence marks the block it opens, up to the next blank line
+# and at most _BLOCK_REACH characters past the markup.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
+    r"(?:previous|prior|above|preceding)\s+(?:instructions?|prompts?)\b",
+    re.IGNORECASE,
 )
+# A JSON object with an "evidence" key: the shape of an answer structx accepts.
+_JSON_ANSWER = re.compile(r'\{[^\n]{0,400}?"evidence"\s*:')
+_MARKUP = re.compile(
+    r"<\|[a-z_]{2,24}\|>"  # <|im_start|>, <|system|>
+    r"|\[/?INST\]|<</?SYS>>"  # Llama chat markup
+    r"|</?(?:system|assistant)>"
+    r"|</?article-[0-9a-f]{12}>"  # structx's own fence
+)
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
+_BLOCK_REACH = 400
 
 
 @lru_cache(maxsize=16)
 def addressed_to_model(article: str) -> tuple[tuple[int, int], ...]:
-    """The paragraphs of ``article`` that address a model (prompt injection), as ``[start, end)`` spans."""
-    spans: list[tuple[int, int]] = []
-    for match in _ADDRESSED_TO_MODEL.finditer(article):
-        start = article.rfind("\n", 0, match.start()) + 1
-        end = article.find("\n\n", match.end())
-        end = len(article) if end < 0 else end
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+    """The parts of ``article`` that address a model (prompt injection), as sorted ``[start, end)`` spans."""
+    found: list[tuple[int, int]] = []
+
+    def line_end(position: int) -> int:
+        end = article.find("\n", position)
+        return len(article) if end < 0 else end
+
+    for pattern in (_INSTRUCTION, _JSON_ANSWER):
+        for match in pattern.finditer(article):
+            found.append((article.rfind("\n", 0, match.start()) + 1, line_end(match.end())))
+    for match in _MARKUP.finditer(article):
+        blank = _BLANK_LINE.search(article, match.end())
+        end = min(blank.start() if blank else len(article), line_end(match.end() + _BLOCK_REACH))
+        found.append((article.rfind("\n", 0, match.start()) + 1, end))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            spans.append((start, end))
-    return tuple(spans)
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def _overlaps(span: EvidenceSpan, regions: tuple[tuple[int, int], ...]) -> bool:

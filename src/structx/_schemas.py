@@ -10,6 +10,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from instructor.v2.validation.async_validators import reject_async_validators
 from pydantic import BaseModel
 
 from structx._errors import SchemaError
@@ -22,11 +23,12 @@ DEFAULT_SCHEMA_REF = "structx_schemas.iran_militias:ArticleExtraction"
 def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
     """Load ``package.module:Class`` or ``path/to/file.py:Class``.
 
-    A model class passes through unchanged.
+    A model class passes through unchanged. A model with instructor async
+    validators is refused: structx would never run them.
     """
     if isinstance(ref, type):
         if issubclass(ref, BaseModel):
-            return ref
+            return _without_async_validators(ref)
         raise SchemaError(f"{ref.__qualname__} is not a pydantic model")
     module_ref, sep, attr = ref.rpartition(":")
     if not sep or not module_ref or not attr:
@@ -41,7 +43,17 @@ def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
     target = getattr(module, attr, None)
     if not (isinstance(target, type) and issubclass(target, BaseModel)):
         raise SchemaError(f"{module_ref} has no pydantic model named {attr!r}")
-    return target
+    return _without_async_validators(target)
+
+
+@lru_cache(maxsize=64)
+def _without_async_validators(schema: type[BaseModel]) -> type[BaseModel]:
+    # instructor's runtime never runs them; saying so beats dropping them silently.
+    try:
+        reject_async_validators(schema)
+    except ValueError as exc:
+        raise SchemaError(f"schema {schema.__qualname__}: {exc}") from None
+    return schema
 
 
 def _import_file(path: Path) -> object:

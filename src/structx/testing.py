@@ -236,8 +236,11 @@ class ScriptedServer:
                     return
                 self._headers_buffer.append(reply.body[: reply.cut_after])  # type: ignore[attr-defined]
                 self.flush_headers()
-                # SO_LINGER with a zero timeout makes close() send RST: a reset mid-body.
+                # SO_LINGER with a zero timeout makes the close send RST: a reset mid-body.
+                # Marked closed here, the socket really closes as soon as the handler lets go
+                # of its files, before the server's shutdown(SHUT_WR) could send FIN first.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
                 self.close_connection = True
 
             def do_GET(self) -> None:
