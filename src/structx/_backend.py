@@ -297,9 +297,9 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         await asyncio.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json(self._scrub):
+                    with _body_must_be_json(self.scrub):
                         completion = await self._async.chat.completions.create(**kwargs)
-                    return cast(ChatCompletion, _as_completion(completion, self._scrub))
+                    return cast(ChatCompletion, _as_completion(completion, self.scrub))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -311,8 +311,8 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         time.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json(self._scrub):
-                        return _as_completion(send(), self._scrub)
+                    with _body_must_be_json(self.scrub):
+                        return _as_completion(send(), self.scrub)
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -362,7 +362,7 @@ class Backend:
             return EndpointUnreachable(f"{what} {where} ({type(cause).__name__}: {cause})")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = _error_detail(exc, self._scrub)
+            detail = _error_detail(exc, self.scrub)
             error: ExtractionError
             if status in (401, 403):
                 error = AuthenticationFailed(
@@ -378,9 +378,10 @@ class Backend:
                 error = RequestRejected(f"{where} rejected the request with {status}{detail}")
             error.status_code = status
             return error
-        return InvalidResponse(f"{where} sent an answer structx cannot read: {self._scrub(str(exc))}")
+        return InvalidResponse(f"{where} sent an answer structx cannot read: {self.scrub(str(exc))}")
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***``."""
         key = self._config.api_key
         return text.replace(key, "***") if key else text
 

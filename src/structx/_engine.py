@@ -157,9 +157,7 @@ class Engine:
         choice = completion.choices[0]
         refusal = getattr(choice.message, "refusal", None)
         if refusal:
-            key = self._config.api_key
-            said = str(refusal).replace(key, "***") if key else str(refusal)
-            raise Refusal(f"the model refused: {said[:300]}")
+            raise Refusal(f"the model refused: {self._backend.scrub(str(refusal))[:300]}")
         if choice.finish_reason == "content_filter":
             raise Refusal("the endpoint's content filter stopped the answer")
         if choice.finish_reason == "length":
