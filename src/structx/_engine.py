@@ -40,13 +40,13 @@ from structx._errors import (
     GroundingFailed,
     InvalidResponse,
     Refusal,
-    SchemaError,
     TruncatedOutput,
     ValidationFailed,
 )
 from structx._grounding import drop_ungrounded, ground
 from structx._models import Article, Result
 from structx._prompt import build_messages
+from structx._schemas import without_async_validators
 
 __all__ = ["Engine"]
 
@@ -337,9 +337,9 @@ def _skip_repeated_async_validator_checks(checked: type[Any]) -> None:
     down to BaseModel) at four points of each call, about 0.7 ms an article
     for the domain schema. The answer cannot change for a class made once by
     ``_checked_schema``, so for those classes only the first check runs; any
-    other class is checked by instructor as before. The original check runs
-    here once, so a schema with an async validator fails as a SchemaError
-    before any request.
+    other class is checked by instructor as before. The first check is the
+    one ``load_schema`` makes, so a schema with an async validator fails as a
+    SchemaError before any request.
     """
     original = async_validators.reject_async_validators
     if not getattr(original, "structx_memo", False):
@@ -353,8 +353,5 @@ def _skip_repeated_async_validator_checks(checked: type[Any]) -> None:
         async_validators.reject_async_validators = reject_async_validators
         # patch.py imported the function by name; the other callers import it at each call.
         setattr(instructor_patch, "reject_async_validators", reject_async_validators)  # noqa: B010
-    try:
-        async_validators.reject_async_validators(checked)
-    except ValueError as exc:
-        raise SchemaError(f"schema {checked.__qualname__}: {exc}") from None
+    without_async_validators(cast(type[BaseModel], checked))
     _CHECKED_FOR_ASYNC_VALIDATORS.add(checked)

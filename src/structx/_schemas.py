@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from structx._errors import SchemaError
 
-__all__ = ["DEFAULT_SCHEMA_REF", "load_schema", "schema_fingerprint"]
+__all__ = ["DEFAULT_SCHEMA_REF", "load_schema", "schema_fingerprint", "without_async_validators"]
 
 DEFAULT_SCHEMA_REF = "structx_schemas.iran_militias:ArticleExtraction"
 
@@ -28,7 +28,7 @@ def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
     """
     if isinstance(ref, type):
         if issubclass(ref, BaseModel):
-            return _without_async_validators(ref)
+            return without_async_validators(ref)
         raise SchemaError(f"{ref.__qualname__} is not a pydantic model")
     module_ref, sep, attr = ref.rpartition(":")
     if not sep or not module_ref or not attr:
@@ -43,12 +43,15 @@ def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
     target = getattr(module, attr, None)
     if not (isinstance(target, type) and issubclass(target, BaseModel)):
         raise SchemaError(f"{module_ref} has no pydantic model named {attr!r}")
-    return _without_async_validators(target)
+    return without_async_validators(target)
 
 
 @lru_cache(maxsize=64)
-def _without_async_validators(schema: type[BaseModel]) -> type[BaseModel]:
-    # instructor's runtime never runs them; saying so beats dropping them silently.
+def without_async_validators(schema: type[BaseModel]) -> type[BaseModel]:
+    """``schema``, or a SchemaError if it has instructor async validators.
+
+    instructor's runtime never runs them; saying so beats dropping them silently.
+    """
     try:
         reject_async_validators(schema)
     except ValueError as exc:
