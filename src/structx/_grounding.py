@@ -253,6 +253,7 @@ def _overlaps(span: EvidenceSpan, regions: tuple[tuple[int, int], ...]) -> bool:
 def ground(value: BaseModel, article: str) -> GroundingReport:
     """Align the evidence of every record in ``value`` and check its marked fields."""
     aligner = Aligner(article)
+    injected = addressed_to_model(article)
     report = GroundingReport()
     for path, record in iter_records(value):
         evidence = list(getattr(record, "evidence", []))
@@ -267,7 +268,7 @@ def ground(value: BaseModel, article: str) -> GroundingReport:
                 )
             elif span.status is AlignmentStatus.NOT_FOUND:
                 result.problems.append(f"evidence {number} {_quote(span.text)} is not in the article")
-            elif _overlaps(span, addressed_to_model(article)):
+            elif _overlaps(span, injected):
                 result.problems.append(
                     f"evidence {number} {_quote(span.text)} lies in text addressed to the model, not in the reporting"
                 )
