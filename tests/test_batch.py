@@ -37,18 +37,24 @@ def test_concurrency_is_bounded_and_every_article_gets_one_outcome(tmp_path: Pat
     assert len(server.requests) == 9
 
 
+def _copies_through(server: ScriptedServer, count: int, *, concurrency: int) -> list[structx.ArticleOutcome]:
+    """``count`` copies of the fault article (ids copy-0, copy-1, ...) through aextract_many against ``server``."""
+    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(count)]
+
+    async def run() -> list[structx.ArticleOutcome]:
+        async with structx.Client(scripted_config(base_url=server.base_url)) as client:
+            outcomes = structx.aextract_many(articles, client, ArticleExtraction, concurrency=concurrency)
+            return [outcome async for outcome in outcomes]
+
+    return asyncio.run(run())
+
+
 def test_a_429_slows_every_worker_not_just_the_one_that_got_it() -> None:
     answer = Reply.answer(seed_answer(FAULT_ARTICLE))
     limited = Reply.status(429, "slow down", headers={"retry-after-ms": "600"})
-    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(4)]
-
-    async def run(server: ScriptedServer) -> list[structx.ArticleOutcome]:
-        async with structx.Client(scripted_config(base_url=server.base_url)) as client:
-            return [o async for o in structx.aextract_many(articles, client, ArticleExtraction, concurrency=2)]
-
     # The first request is limited; the second, already in flight, is slow and succeeds.
     with ScriptedServer([limited, _slow(answer, 0.1), answer, answer, answer]) as server:
-        outcomes = asyncio.run(run(server))
+        outcomes = _copies_through(server, 4, concurrency=2)
     assert [o.status for o in outcomes] == ["ok"] * 4
     limited_at = server.requests[0].received_at
     later = [r.received_at - limited_at for r in server.requests[2:]]
@@ -60,14 +66,8 @@ def test_a_429_slows_every_worker_not_just_the_one_that_got_it() -> None:
 def test_a_retry_after_beyond_the_ceiling_fails_one_article_and_holds_no_other() -> None:
     answer = Reply.answer(seed_answer(FAULT_ARTICLE))
     hour = Reply.status(429, "come back in an hour", headers={"Retry-After": "3600"})
-    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(3)]
-
-    async def run(server: ScriptedServer) -> list[structx.ArticleOutcome]:
-        async with structx.Client(scripted_config(base_url=server.base_url)) as client:
-            return [o async for o in structx.aextract_many(articles, client, ArticleExtraction, concurrency=1)]
-
     with ScriptedServer([hour, answer, answer]) as server:
-        outcomes = asyncio.run(run(server))
+        outcomes = _copies_through(server, 3, concurrency=1)
     assert [(o.id, o.status, type(o.error).__name__) for o in outcomes] == [
         ("copy-0", "error", "RateLimited"),
         ("copy-1", "ok", "NoneType"),
