@@ -1,4 +1,4 @@
-"""The ``structx`` command: a thin layer over the public library API."""
+"""``structx extract``: one JSON line per article, with a run database for resuming."""
 
 from __future__ import annotations
 
@@ -10,79 +10,24 @@ import logging
 import signal
 import sys
 import time
-import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any, Literal, NoReturn, TextIO
+from typing import Annotated, Any, Literal, TextIO
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 import structx
+from structx._cli._app import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, app, configure_logging, fail
 
-app = typer.Typer(
-    name="structx",
-    help="Turn news articles into validated, evidence-grounded structured records.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["extract"]
 
 _EMBEDDED_NOTICE = (
     "Using the embedded {model} model through llama.cpp: a tiny model for offline runs, "
     "whose answers are of low quality. For real results point structx at a capable endpoint: "
     "--base-url URL (vLLM, Ollama, llama.cpp server) or OPENAI_API_KEY for OpenAI."
 )
-
-
-@app.callback()
-def _root(ctx: typer.Context) -> None:
-    """structx: structured, evidence-grounded records from news articles.
-
-    Settings for `structx extract` can be pinned in ./structx.toml or under
-    [tool.structx] in ./pyproject.toml (e.g. model = "...", concurrency = 8);
-    options on the command line win.
-    """
-    try:
-        settings = _project_settings(Path.cwd(), ctx)
-    except structx.UsageError as exc:
-        _fail(Console(stderr=True, highlight=False, soft_wrap=True), str(exc))
-    if settings:
-        ctx.default_map = {"extract": settings}
-
-
-def _project_settings(directory: Path, ctx: typer.Context) -> dict[str, Any]:
-    """``extract`` option defaults from ``structx.toml`` or ``[tool.structx]`` in ``pyproject.toml``."""
-    own, pyproject = directory / "structx.toml", directory / "pyproject.toml"
-    try:
-        if own.is_file():
-            source, table = own, tomllib.loads(own.read_text(encoding="utf-8"))
-        elif pyproject.is_file():
-            source, table = (
-                pyproject,
-                tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("structx", {}),
-            )
-        else:
-            return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise structx.ConfigError(f"cannot read settings: {exc}") from None
-    group = ctx.command
-    extract = getattr(group, "commands", {}).get("extract")
-    allowed: set[str] = set()
-    if extract is not None:
-        allowed = {param.name for param in extract.params if param.name and param.name != "paths"}
-    settings = {}
-    for key, value in table.items():
-        name = key.replace("-", "_")
-        if name not in allowed:
-            raise structx.ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(allowed))})")
-        settings[name] = value
-    return settings
 
 
 @app.command()
@@ -135,7 +80,7 @@ def extract(
     finished articles and answering repeated requests from its cache.
     """
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    _configure_logging(verbose)
+    configure_logging(verbose)
     try:
         target = structx.load_schema(schema)
         config = structx.Config.from_env(
@@ -151,9 +96,9 @@ def extract(
         )
         files = list(structx.iter_article_files(paths))
     except structx.UsageError as exc:
-        _fail(console, str(exc))
+        fail(console, str(exc))
     if not files:
-        _fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
+        fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
 
     articles = itertools.islice(structx.iter_articles(files), limit)
     if dry_run:
@@ -162,7 +107,7 @@ def extract(
     try:
         price_table = structx.load_prices(prices) if prices is not None else None
     except structx.UsageError as exc:
-        _fail(console, str(exc))
+        fail(console, str(exc))
     store = _open_store(console, out, force=force)
     if config.uses_embedded_model and not quiet:
         console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
@@ -176,7 +121,7 @@ def extract(
         try:
             endpoint = client.endpoint
         except structx.UsageError as exc:
-            _fail(console, str(exc))
+            fail(console, str(exc))
         except structx.ExtractionError as exc:
             # Nothing can be extracted: one line says why, and every article
             # still gets its error line.
@@ -240,18 +185,18 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
     if out is None:
         return None
     if out.is_dir():
-        _fail(console, f"--out {out} is a directory; give a file name")
+        fail(console, f"--out {out} is a directory; give a file name")
     database = out.with_name(out.name + ".structx.sqlite")
     for suffix in ("", "-wal", "-shm", "-journal"):
         path = database.with_name(database.name + suffix)
         if path.is_symlink():  # SQLite would write wherever it points
-            _fail(console, f"{path} is a symbolic link; structx does not write through links")
+            fail(console, f"{path} is a symbolic link; structx does not write through links")
     if out.exists() and not database.exists() and not force:
-        _fail(console, f"{out} exists and was not written by a structx run; pass --force to overwrite it")
+        fail(console, f"{out} exists and was not written by a structx run; pass --force to overwrite it")
     try:
         return structx.RunStore(database)
     except structx.InputError as exc:
-        _fail(console, str(exc))
+        fail(console, str(exc))
 
 
 def _dry_run(
@@ -282,99 +227,6 @@ def _dry_run(
         }
         out.print(f"The request for {first.id}:", markup=False)
         out.print_json(json.dumps(request, ensure_ascii=False))
-
-
-@app.command("eval")
-def evaluate(
-    predictions: Annotated[Path, typer.Argument(help="A JSONL file written by structx extract.", show_default=False)],
-    gold: Annotated[Path, typer.Option(help="Directory of gold answers, one <article id>.json each.")],
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the full report as JSON here.", show_default=False)
-    ] = None,
-) -> None:
-    """Score predictions against gold answers: P/R/F1 per record type and key field, and the grounding rate."""
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        report = structx.evaluate(structx.load_predictions(predictions), structx.load_gold(gold))
-    except structx.UsageError as exc:
-        _fail(console, str(exc))
-    out = Console(highlight=False, soft_wrap=True)
-    table = Table(title=f"{predictions} against {gold} ({report.articles_scored} articles)")
-    for column in ("target", "field", "P", "R", "F1", "TP", "FP", "FN"):
-        table.add_column(column, justify="left" if column in ("target", "field") else "right")
-    for name, target in report.targets.items():
-        rows = [("records", target.records), *target.fields.items()]
-        for index, (label, score) in enumerate(rows):
-            table.add_row(
-                name if index == 0 else "",
-                label,
-                f"{score.precision:.2f}",
-                f"{score.recall:.2f}",
-                f"{score.f1:.2f}",
-                str(score.tp),
-                str(score.fp),
-                str(score.fn),
-                end_section=index == len(rows) - 1,
-            )
-    overall = report.overall
-    table.add_row("all", "records", f"{overall.precision:.2f}", f"{overall.recall:.2f}", f"{overall.f1:.2f}",
-                  str(overall.tp), str(overall.fp), str(overall.fn))  # fmt: skip
-    out.print(table)
-    rates = report.grounding_rates()
-    out.print(
-        "grounding: "
-        + ", ".join(f"{status} {report.excerpts[status]} ({rates[status]:.1%})" for status in report.excerpts)
-        + f"; records grounded {report.records_grounded}/{report.records_checked}",
-        markup=False,
-    )
-    for label, ids in (("failed", report.articles_failed), ("without a prediction", report.articles_missing)):
-        if ids:
-            out.print(f"articles {label} (all their gold records count as missed): {', '.join(ids)}", markup=False)
-    if report.duplicate_predictions:
-        out.print(
-            f"articles predicted more than once, first line scored: {', '.join(report.duplicate_predictions)}",
-            markup=False,
-        )
-    if report.predictions_without_gold:
-        out.print(f"predictions without gold, not scored: {', '.join(report.predictions_without_gold)}", markup=False)
-    if json_out is not None:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-
-@app.command("export")
-def export(
-    results: Annotated[Path, typer.Argument(help="A JSONL file written by structx extract.", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory for the tables.")],
-    format: Annotated[
-        list[str] | None, typer.Option("--format", help="csv (one file per table) and/or sqlite. Default: both.")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Replace tables that already exist.")] = False,
-) -> None:
-    """Export results to tables: one per record type, plus one row per article."""
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        lines = structx.load_predictions(results)
-        written = structx.export_tables(lines, out_dir, formats=format or ["csv", "sqlite"], force=force)
-    except structx.UsageError as exc:
-        _fail(console, str(exc))
-    for path in written:
-        console.print(f"wrote {path}", markup=False)
-
-
-def _fail(console: Console, message: str) -> NoReturn:
-    console.print(f"structx: error: {message}", style="red")
-    raise typer.Exit(EXIT_USAGE)
-
-
-def _configure_logging(verbose: bool) -> None:
-    # structx reports every outcome itself; instructor's per-attempt lines would repeat it.
-    logging.getLogger("instructor").setLevel(logging.CRITICAL)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("structx: %(message)s"))
-    logger = logging.getLogger("structx")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger.propagate = False
 
 
 @contextlib.contextmanager
@@ -454,15 +306,3 @@ def _print_summary(
         + (f"; wrote {out}" if out is not None else ""),
         markup=False,
     )
-
-
-def main() -> None:
-    """Entry point of the ``structx`` script and ``python -m structx``."""
-    # SIGTERM unwinds like Ctrl-C does, so the embedded server is stopped and
-    # the output file closed on the way out.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    app(prog_name="structx")
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)

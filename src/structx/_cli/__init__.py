@@ -1,0 +1,24 @@
+"""The ``structx`` command: a thin layer over the public library API, one module per command."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+# Each command module registers its command on the app when imported.
+from structx._cli import _eval, _export, _extract  # noqa: F401
+from structx._cli._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``structx`` script and ``python -m structx``."""
+    # SIGTERM unwinds like Ctrl-C does, so the embedded server is stopped and
+    # the output file closed on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    app(prog_name="structx")
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)

@@ -1,0 +1,58 @@
+"""The ``structx`` Typer application, its exit codes and what every command shares."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+import structx
+from structx._cli._settings import project_settings
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "app", "configure_logging", "fail"]
+
+app = typer.Typer(
+    name="structx",
+    help="Turn news articles into validated, evidence-grounded structured records.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """structx: structured, evidence-grounded records from news articles.
+
+    Settings for `structx extract` can be pinned in ./structx.toml or under
+    [tool.structx] in ./pyproject.toml (e.g. model = "...", concurrency = 8);
+    options on the command line win.
+    """
+    try:
+        settings = project_settings(Path.cwd(), ctx)
+    except structx.UsageError as exc:
+        fail(Console(stderr=True, highlight=False, soft_wrap=True), str(exc))
+    if settings:
+        ctx.default_map = {"extract": settings}
+
+
+def fail(console: Console, message: str) -> NoReturn:
+    console.print(f"structx: error: {message}", style="red")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def configure_logging(verbose: bool) -> None:
+    # structx reports every outcome itself; instructor's per-attempt lines would repeat it.
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("structx: %(message)s"))
+    logger = logging.getLogger("structx")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False

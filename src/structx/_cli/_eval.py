@@ -1,0 +1,73 @@
+"""``structx eval``: score predictions against gold answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import structx
+from structx._cli._app import app, fail
+
+__all__ = ["evaluate"]
+
+
+@app.command("eval")
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="A JSONL file written by structx extract.", show_default=False)],
+    gold: Annotated[Path, typer.Option(help="Directory of gold answers, one <article id>.json each.")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the full report as JSON here.", show_default=False)
+    ] = None,
+) -> None:
+    """Score predictions against gold answers: P/R/F1 per record type and key field, and the grounding rate."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        report = structx.evaluate(structx.load_predictions(predictions), structx.load_gold(gold))
+    except structx.UsageError as exc:
+        fail(console, str(exc))
+    out = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"{predictions} against {gold} ({report.articles_scored} articles)")
+    for column in ("target", "field", "P", "R", "F1", "TP", "FP", "FN"):
+        table.add_column(column, justify="left" if column in ("target", "field") else "right")
+    for name, target in report.targets.items():
+        rows = [("records", target.records), *target.fields.items()]
+        for index, (label, score) in enumerate(rows):
+            table.add_row(
+                name if index == 0 else "",
+                label,
+                f"{score.precision:.2f}",
+                f"{score.recall:.2f}",
+                f"{score.f1:.2f}",
+                str(score.tp),
+                str(score.fp),
+                str(score.fn),
+                end_section=index == len(rows) - 1,
+            )
+    overall = report.overall
+    table.add_row("all", "records", f"{overall.precision:.2f}", f"{overall.recall:.2f}", f"{overall.f1:.2f}",
+                  str(overall.tp), str(overall.fp), str(overall.fn))  # fmt: skip
+    out.print(table)
+    rates = report.grounding_rates()
+    out.print(
+        "grounding: "
+        + ", ".join(f"{status} {report.excerpts[status]} ({rates[status]:.1%})" for status in report.excerpts)
+        + f"; records grounded {report.records_grounded}/{report.records_checked}",
+        markup=False,
+    )
+    for label, ids in (("failed", report.articles_failed), ("without a prediction", report.articles_missing)):
+        if ids:
+            out.print(f"articles {label} (all their gold records count as missed): {', '.join(ids)}", markup=False)
+    if report.duplicate_predictions:
+        out.print(
+            f"articles predicted more than once, first line scored: {', '.join(report.duplicate_predictions)}",
+            markup=False,
+        )
+    if report.predictions_without_gold:
+        out.print(f"predictions without gold, not scored: {', '.join(report.predictions_without_gold)}", markup=False)
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
