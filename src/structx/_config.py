@@ -80,7 +80,7 @@ class Config:
     frequency_penalty: float | None = None
     #: Records whose evidence or names are not in the article are re-asked; then this applies.
     grounding: GroundingPolicy = GroundingPolicy.KEEP
-    #: Articles longer than this many characters are extracted in overlapping chunks (None: never).
+    #: Articles longer than this many characters are extracted in overlapping chunks (0 or None: never).
     chunk_chars: int | None = 12_000
     #: Characters of context two neighbouring chunks share, at most.
     chunk_overlap: int = 1_000
@@ -98,8 +98,10 @@ class Config:
         for name in ("max_retries", "max_reasks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
+        if self.chunk_chars == 0:
+            object.__setattr__(self, "chunk_chars", None)  # 0 and None both mean: never chunk
         if self.chunk_chars is not None and self.chunk_chars < 200:
-            raise ConfigError(f"chunk_chars must be at least 200 (or None for no chunking), got {self.chunk_chars}")
+            raise ConfigError(f"chunk_chars must be at least 200 (or 0 for no chunking), got {self.chunk_chars}")
         if self.chunk_chars is not None and not 0 <= self.chunk_overlap < self.chunk_chars // 2:
             raise ConfigError(
                 f"chunk_overlap must be at least 0 and under half of chunk_chars, got {self.chunk_overlap}"
@@ -122,8 +124,10 @@ class Config:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Build a config from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``STRUCTX_MODEL``.
 
-        Keyword arguments that are not None win over the environment. This is
-        the only place structx reads the environment.
+        Keyword arguments that are not None win over the environment; None
+        means "not given" and leaves the default (so ``chunk_chars=0``, not
+        None, turns chunking off here). This is the only place structx reads
+        the environment.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {

@@ -89,7 +89,7 @@ def extract(
             structured_output=structured_output,
             max_reasks=max_reasks,
             grounding=grounding,
-            chunk_chars=chunk_chars or None,
+            chunk_chars=chunk_chars,  # 0 is "never"; None would mean "not given" and bring back the default
             chunk_overlap=min(1_000, chunk_chars // 4),
             max_tokens=max_tokens,
             timeout=timeout,

@@ -1,0 +1,73 @@
+"""Every route into structx follows one rule: ids, size limit, chunking, metadata and totals alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import structx
+from structx._cli import app
+from structx.testing import Reply, ScriptedServer
+from tests.cassettes import FAULT_ARTICLE, SCRIPTED_MODEL, seed_answer, seed_article
+
+TEXT = seed_article(FAULT_ARTICLE).text
+ANSWER = Reply.answer(seed_answer(FAULT_ARTICLE))
+
+
+def _extract(server: ScriptedServer, sources: list[Path | str], *extra: str, **invoke: Any) -> Any:
+    args = ["extract", *map(str, sources), "--base-url", server.base_url, "--model", SCRIPTED_MODEL,
+            "--structured-output", "json_schema", "--max-reasks", "0", *extra]  # fmt: skip
+    return CliRunner().invoke(app, args, catch_exceptions=False, **invoke)
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _posts(server: ScriptedServer) -> list[Any]:
+    return [r for r in server.requests if r.method == "POST"]
+
+
+def _long_article(tmp_path: Path) -> Path:
+    path = tmp_path / "long.txt"
+    path.write_text("\n\n".join([TEXT] * 5), encoding="utf-8")
+    assert len(path.read_text(encoding="utf-8")) > 12_000  # over the default chunk size
+    return path
+
+
+# -- item 3: --chunk-chars 0 and chunk-chars = 0 mean never -----------------------------
+
+
+def test_chunk_chars_zero_on_the_command_line_sends_a_long_article_whole(tmp_path: Path) -> None:
+    article, out = _long_article(tmp_path), tmp_path / "out.jsonl"
+    with ScriptedServer(default=ANSWER) as server:
+        result = _extract(server, [article], "--out", str(out), "--chunk-chars", "0")
+        posts = _posts(server)
+    assert result.exit_code == 0, result.output
+    assert len(posts) == 1
+    (line,) = _lines(out)
+    assert (line["status"], line["chunks"], line["requests"]) == ("ok", 1, 1)
+
+
+def test_chunk_chars_zero_in_structx_toml_sends_a_long_article_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    article, out = _long_article(tmp_path), tmp_path / "out.jsonl"
+    (tmp_path / "structx.toml").write_text("chunk-chars = 0\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with ScriptedServer(default=ANSWER) as server:
+        result = _extract(server, [article], "--out", str(out))
+        posts = _posts(server)
+    assert result.exit_code == 0, result.output
+    assert len(posts) == 1
+    assert _lines(out)[0]["chunks"] == 1
+
+
+def test_zero_and_none_mean_never_chunk_in_the_library_too() -> None:
+    assert structx.Config(chunk_chars=0).chunk_chars is None
+    assert structx.Config.from_env({}, chunk_chars=0).chunk_chars is None
+    assert structx.Config.from_env({}).chunk_chars == 12_000
