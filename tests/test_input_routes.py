@@ -71,3 +71,26 @@ def test_zero_and_none_mean_never_chunk_in_the_library_too() -> None:
     assert structx.Config(chunk_chars=0).chunk_chars is None
     assert structx.Config.from_env({}, chunk_chars=0).chunk_chars is None
     assert structx.Config.from_env({}).chunk_chars == 12_000
+
+
+# -- item 4: one id rule for every entry point -------------------------------------------
+
+
+def test_files_in_subfolders_get_their_paths_as_ids_and_eval_finds_their_gold(tmp_path: Path) -> None:
+    news, gold, out = tmp_path / "news", tmp_path / "gold", tmp_path / "out.jsonl"
+    for folder in ("iraq", "syria"):
+        (news / folder).mkdir(parents=True)
+        (news / folder / "a.txt").write_text(f"{TEXT}\nFiled from {folder}.", encoding="utf-8")
+        (gold / folder).mkdir(parents=True)
+        (gold / folder / "a.json").write_text(seed_answer(FAULT_ARTICLE).model_dump_json(), encoding="utf-8")
+    with ScriptedServer(default=ANSWER) as server:
+        result = _extract(server, [news], "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(line["id"] for line in _lines(out)) == ["iraq/a", "syria/a"]
+    # The library gives the same ids.
+    assert [a.id for a in structx.iter_articles([news]) if isinstance(a, structx.Article)] == ["iraq/a", "syria/a"]
+
+    scored = CliRunner().invoke(app, ["eval", str(out), "--gold", str(gold)], catch_exceptions=False)
+    assert scored.exit_code == 0, scored.output
+    assert "(2 articles)" in scored.stdout
+    assert "without gold" not in scored.stdout and "without a prediction" not in scored.stdout

@@ -100,7 +100,8 @@ def extract(
     if not files:
         fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
 
-    articles = itertools.islice(structx.iter_articles(files), limit)
+    # The paths as given, not the files they expand to: a file's id is its path inside the directory given.
+    articles = itertools.islice(structx.iter_articles(paths), limit)
     if dry_run:
         _dry_run(articles, target, config)
         raise typer.Exit(EXIT_OK)
