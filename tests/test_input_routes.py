@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 import structx
 from structx._cli import app
 from structx.testing import Reply, ScriptedServer
-from tests.cassettes import FAULT_ARTICLE, SCRIPTED_MODEL, seed_answer, seed_article
+from structx_schemas import ArticleExtraction
+from tests.cassettes import FAULT_ARTICLE, SCRIPTED_MODEL, scripted_config, seed_answer, seed_article
 
 TEXT = seed_article(FAULT_ARTICLE).text
 ANSWER = Reply.answer(seed_answer(FAULT_ARTICLE))
@@ -94,3 +95,65 @@ def test_files_in_subfolders_get_their_paths_as_ids_and_eval_finds_their_gold(tm
     assert scored.exit_code == 0, scored.output
     assert "(2 articles)" in scored.stdout
     assert "without gold" not in scored.stdout and "without a prediction" not in scored.stdout
+
+
+# -- item 5: the size limit holds on every route, before any request ----------------------
+
+
+def test_an_article_over_the_limit_is_refused_on_every_route_before_any_request(tmp_path: Path) -> None:
+    big = "Qaani visited Baghdad. " * 100_000  # 2.3 MB, over the 2 MB default
+    (tmp_path / "big.txt").write_text(big, encoding="utf-8")
+    batch, out = tmp_path / "batch.jsonl", tmp_path / "out.jsonl"
+    batch.write_text(
+        json.dumps({"id": "small", "text": TEXT}) + "\n" + json.dumps({"id": "huge", "text": big}) + "\n",
+        encoding="utf-8",
+    )
+    with ScriptedServer(default=ANSWER) as server:
+        from_files = _extract(server, [tmp_path / "big.txt", batch], "--out", str(out))
+        piped = _extract(server, ["-"], "--out", str(tmp_path / "stdin.jsonl"), input=big)
+        posts = _posts(server)
+    assert from_files.exit_code == 1 and piped.exit_code == 1
+    lines = {line["id"]: line for line in _lines(out)}
+    assert lines["small"]["status"] == "ok"
+    assert lines["big"]["error"]["message"] == "file is 2,300,000 bytes; the limit is 2,000,000"
+    assert lines["huge"]["error"] == {
+        "type": "InputError",
+        "message": "line 2: text is 2,300,000 bytes; the limit is 2,000,000",
+    }
+    assert lines["huge"]["source"] == f"{batch}:2"
+    assert f"{batch}:2: InputError: line 2: text is 2,300,000 bytes" in from_files.stderr
+    (from_stdin,) = _lines(tmp_path / "stdin.jsonl")
+    assert from_stdin["source"] == "<stdin>" and "text is 2,300,000 bytes" in from_stdin["error"]["message"]
+    assert len(posts) == 1  # the small article only
+
+
+def test_the_limit_is_an_option_and_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch, out = tmp_path / "batch.jsonl", tmp_path / "out.jsonl"
+    batch.write_text(json.dumps({"id": "a", "text": TEXT}) + "\n", encoding="utf-8")
+    with ScriptedServer(default=ANSWER) as server:
+        refused = _extract(server, [batch], "--out", str(out), "--max-article-bytes", "3000")
+        assert f"text is {len(TEXT.encode()):,} bytes; the limit is 3,000" in _lines(out)[0]["error"]["message"]
+        (tmp_path / "structx.toml").write_text("max-article-bytes = 3000\n", encoding="utf-8")
+        monkeypatch.chdir(tmp_path)
+        pinned = _extract(server, [batch], "--out", str(out))
+        assert "the limit is 3,000" in _lines(out)[0]["error"]["message"]
+        raised = _extract(server, [batch], "--out", str(out), "--max-article-bytes", "10000")
+        posts = _posts(server)
+    assert (refused.exit_code, pinned.exit_code, raised.exit_code) == (1, 1, 0)
+    assert _lines(out)[0]["status"] == "ok"
+    assert len(posts) == 1
+
+
+def test_article_objects_are_held_to_the_configured_limit_before_any_request() -> None:
+    big = structx.Article(text="x" * 5_000, id="big", source="feed:7")
+    with ScriptedServer(default=ANSWER) as server:
+        config = scripted_config(base_url=server.base_url, max_article_bytes=4_000)
+        with structx.Client(config) as client:
+            with pytest.raises(structx.InputError, match=r"^feed:7: text is 5,000 bytes; the limit is 4,000$"):
+                client.extract(big)
+            (outcome,) = structx.extract_many([big], client, ArticleExtraction)
+        with pytest.raises(structx.InputError, match="the limit is 4,000"):
+            structx.extract("y" * 5_000, config=config)
+        requests = list(server.requests)
+    assert outcome.to_json()["error"] == {"type": "InputError", "message": "text is 5,000 bytes; the limit is 4,000"}
+    assert requests == []  # not even GET /models

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from structx._backend import Backend, Endpoint, ResponseCache
 from structx._config import Config
+from structx._documents import check_article
 from structx._engine import Engine
 from structx._errors import ConfigError
 from structx._local import EMBEDDED_FREQUENCY_PENALTY, EmbeddedServer
@@ -55,9 +56,13 @@ class Client:
         return self._get_engine().endpoint
 
     def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
-        """Fill ``schema`` from one article with one model call (plus re-asks)."""
+        """Fill ``schema`` from one article with one model call (plus re-asks).
+
+        Text over ``config.max_article_bytes`` is an :class:`InputError`
+        before any request.
+        """
         target = load_schema(schema)  # a bad schema fails before the endpoint is contacted
-        return self._get_engine().extract(_as_article(article), target)  # type: ignore[arg-type]
+        return self._get_engine().extract(self._checked(article), target)  # type: ignore[arg-type]
 
     async def aextract(
         self,
@@ -66,8 +71,15 @@ class Client:
     ) -> Result[ModelT]:
         """Async twin of :meth:`extract`."""
         target = load_schema(schema)
+        checked = self._checked(article)
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
-        return await engine.aextract(_as_article(article), target)  # type: ignore[arg-type]
+        return await engine.aextract(checked, target)  # type: ignore[arg-type]
+
+    def _checked(self, article: Article | str) -> Article:
+        """The article to extract, refused before any request when it cannot be sent."""
+        checked = _as_article(article)
+        check_article(checked, max_bytes=self.config.max_article_bytes)
+        return checked
 
     def _get_engine(self) -> Engine:
         with self._lock:

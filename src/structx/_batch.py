@@ -83,7 +83,8 @@ class ArticleOutcome:
     def failed(cls, item: Article | InputError, error: Exception) -> ArticleOutcome:
         """The error outcome of an article, or of an input that could not be read."""
         if isinstance(item, InputError):
-            return cls(item.article_id, str(item.path), "error", error=error)
+            source = str(item.path) if item.path is not None else item.article_id
+            return cls(item.article_id, source, "error", error=error)
         return cls(item.id, item.source or item.id, "error", error=error)
 
 
@@ -136,7 +137,8 @@ async def aextract_many(
     ``articles`` holds :class:`Article` objects and sources to read (files,
     directories, glob patterns, JSONL files, ``-`` for standard input: see
     :func:`iter_articles`). It is consumed lazily, so a long input is never
-    held in memory at once. Each article yields exactly
+    held in memory at once; an article larger than the client's
+    ``config.max_article_bytes`` fails before any request. Each article yields exactly
     one outcome: a failure of any kind becomes that article's error outcome
     and the batch goes on.
 
@@ -150,7 +152,7 @@ async def aextract_many(
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
-    items = _once_each(iter_articles(articles))
+    items = _once_each(iter_articles(articles, max_bytes=client.config.max_article_bytes))
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:

@@ -11,10 +11,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 from structx._errors import ConfigError
 
-__all__ = ["DEFAULT_OPENAI_MODEL", "OPENAI_BASE_URL", "Config", "GroundingPolicy", "StructuredOutput", "redact_url"]
+__all__ = [
+    "DEFAULT_OPENAI_MODEL",
+    "MAX_ARTICLE_BYTES",
+    "OPENAI_BASE_URL",
+    "Config",
+    "GroundingPolicy",
+    "StructuredOutput",
+    "redact_url",
+]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+#: The default size limit of one article (UTF-8 bytes), whatever route it comes by.
+MAX_ARTICLE_BYTES = 2_000_000
 
 
 class StructuredOutput(StrEnum):
@@ -84,6 +94,9 @@ class Config:
     chunk_chars: int | None = 12_000
     #: Characters of context two neighbouring chunks share, at most.
     chunk_overlap: int = 1_000
+    #: Articles larger than this many bytes (a file's size, else the text's UTF-8 size) are
+    #: refused with an InputError before any request is sent.
+    max_article_bytes: int = MAX_ARTICLE_BYTES
 
     def __post_init__(self) -> None:
         if self.base_url is not None:
@@ -108,6 +121,8 @@ class Config:
             )
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
+        if self.max_article_bytes <= 0:
+            raise ConfigError(f"max_article_bytes must be positive, got {self.max_article_bytes}")
         try:
             mode = StructuredOutput(self.structured_output)
         except ValueError:

@@ -14,18 +14,24 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
 
+from structx._config import MAX_ARTICLE_BYTES
 from structx._errors import InputError
 from structx._models import Article
 
-__all__ = ["MAX_ARTICLE_BYTES", "STDIN", "html_to_text", "iter_article_files", "iter_articles", "read_article"]
+__all__ = [
+    "MAX_ARTICLE_BYTES",
+    "STDIN",
+    "check_article",
+    "html_to_text",
+    "iter_article_files",
+    "iter_articles",
+    "read_article",
+]
 
 #: The path that stands for standard input.
 STDIN = "-"
 _GLOB_CHARS = frozenset("*?[")
 _HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
-
-#: Articles larger than this are refused before any request is sent.
-MAX_ARTICLE_BYTES = 2_000_000
 _SNIFF_BYTES = 8192
 
 
@@ -59,6 +65,26 @@ def read_article(path: Path | str, *, max_bytes: int = MAX_ARTICLE_BYTES, articl
     if not text.strip():
         raise InputError("empty file: no article text", path=shown)
     return Article(text=text, id=article_id or _printable(path.stem), source=shown)
+
+
+def check_article(article: Article, *, max_bytes: int = MAX_ARTICLE_BYTES) -> None:
+    """Raise :class:`InputError` naming the article's source when its text is too large.
+
+    The size is the text's UTF-8 size, so that the same text has the same
+    limit whether it came from a file, a JSONL line, standard input or an
+    :class:`Article` made in code.
+    """
+    problem = _text_problem(article.text, max_bytes)
+    if problem is not None:
+        raise InputError(problem, path=article.source, article_id=article.id)
+
+
+def _text_problem(text: str, max_bytes: int) -> str | None:
+    if len(text) * 4 > max_bytes:  # UTF-8 takes at most 4 bytes a character: only then count them
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            return f"text is {size:,} bytes; the limit is {max_bytes:,}"
+    return None
 
 
 def _printable(name: str) -> str:
@@ -125,7 +151,10 @@ def html_to_text(html: str) -> str:
 
 
 def iter_articles(
-    sources: Iterable[Article | InputError | Path | str], *, stdin: IO[str] | None = None
+    sources: Iterable[Article | InputError | Path | str],
+    *,
+    stdin: IO[str] | None = None,
+    max_bytes: int = MAX_ARTICLE_BYTES,
 ) -> Iterator[Article | InputError]:
     """Every article the sources name, read lazily, or the error that stands for it.
 
@@ -135,28 +164,39 @@ def iter_articles(
     kept as metadata), or ``-`` for standard input (JSONL when it starts with
     ``{``, else one article).
 
+    Articles larger than ``max_bytes`` become an
+    :class:`InputError` naming their source (``file:line`` for JSONL): a
+    file's size counts, otherwise the text's UTF-8 size.
+
     Ids: a file's id is its path inside the directory that was given, without
     the suffix (``news/iraq/a.txt`` from ``news`` is ``iraq/a``); a file named
     directly, or by a pattern, is its name without suffix. A JSONL line's id
     is its ``id`` field, or else the start of its content hash.
     """
     for source in sources:
-        if isinstance(source, Article | InputError):
+        if isinstance(source, InputError):
             yield source
+        elif isinstance(source, Article):
+            try:
+                check_article(source, max_bytes=max_bytes)
+            except InputError as exc:
+                yield exc
+            else:
+                yield source
         elif str(source) == STDIN:
-            yield from _read_stdin(stdin or sys.stdin)
+            yield from _read_stdin(stdin or sys.stdin, max_bytes)
         else:
             for path, article_id in _article_paths([source]):
                 if path.suffix.lower() == ".jsonl":
-                    yield from _read_jsonl_file(path)
+                    yield from _read_jsonl_file(path, max_bytes)
                 else:
                     try:
-                        yield read_article(path, article_id=article_id)
+                        yield read_article(path, max_bytes=max_bytes, article_id=article_id)
                     except InputError as exc:
                         yield InputError(exc.reason, path=exc.path, article_id=article_id)
 
 
-def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
+def _read_stdin(stream: IO[str], max_bytes: int) -> Iterator[Article | InputError]:
     # Bytes where the stream has them, decoded like a file, so that bad bytes
     # become an input error instead of a crash.
     raw = getattr(stream, "buffer", None)
@@ -169,14 +209,16 @@ def _read_stdin(stream: IO[str]) -> Iterator[Article | InputError]:
     else:
         text = stream.read()
     if text.lstrip().startswith("{"):
-        yield from _parse_jsonl(text.splitlines(), "<stdin>")
-    elif text.strip():
-        yield Article(text=text, id="stdin", source="<stdin>")
-    else:
+        yield from _parse_jsonl(text.splitlines(), "<stdin>", max_bytes)
+    elif not text.strip():
         yield InputError("standard input is empty: no article text", path="<stdin>")
+    elif (problem := _text_problem(text, max_bytes)) is not None:
+        yield InputError(problem, path="<stdin>", article_id="stdin")
+    else:
+        yield Article(text=text, id="stdin", source="<stdin>")
 
 
-def _read_jsonl_file(path: Path) -> Iterator[Article | InputError]:
+def _read_jsonl_file(path: Path, max_bytes: int) -> Iterator[Article | InputError]:
     shown = _printable(str(path))
     try:
         handle = path.open("rb")
@@ -184,10 +226,10 @@ def _read_jsonl_file(path: Path) -> Iterator[Article | InputError]:
         yield InputError(f"cannot read file ({exc.strerror})", path=shown)
         return
     with handle:
-        yield from _parse_jsonl(handle, shown)
+        yield from _parse_jsonl(handle, shown, max_bytes)
 
 
-def _parse_jsonl(lines: Iterable[str | bytes], name: str) -> Iterator[Article | InputError]:
+def _parse_jsonl(lines: Iterable[str | bytes], name: str, max_bytes: int) -> Iterator[Article | InputError]:
     for number, line in enumerate(lines, start=1):
         where = f"{name}:{number}"
         if isinstance(line, bytes):  # each line decoded alone: one bad byte costs one line
@@ -213,7 +255,11 @@ def _parse_jsonl(lines: Iterable[str | bytes], name: str) -> Iterator[Article | 
             yield InputError(f'line {number} has no article text (a non-empty "text" field)', path=where)
             continue
         given = record.pop("id", None)
-        yield Article(text=text, id=str(given) if given not in (None, "") else "", source=where, metadata=record)
+        article_id = str(given) if given not in (None, "") else ""
+        if (problem := _text_problem(text, max_bytes)) is not None:
+            yield InputError(f"line {number}: {problem}", path=where, article_id=article_id or None)
+            continue
+        yield Article(text=text, id=article_id, source=where, metadata=record)
 
 
 def iter_article_files(paths: Iterable[Path | str]) -> Iterator[Path]:
