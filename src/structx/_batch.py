@@ -34,7 +34,9 @@ class ArticleOutcome:
     """What happened to one article: a result, or an error that names its type.
 
     An outcome read back from a run database (``resumed``) carries its stored
-    line instead of the objects.
+    line instead of the objects. ``meta`` is the article's metadata (a JSONL
+    line's ``title``, ``url``, ``published`` and other keys), written under
+    ``meta`` in its line when there is any.
     """
 
     id: str
@@ -44,11 +46,14 @@ class ArticleOutcome:
     error: Exception | None = None
     resumed: bool = False
     stored: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         if self.stored is not None:
             return self.stored
         line: dict[str, Any] = {"id": self.id, "source": self.source, "status": self.status}
+        if self.meta:
+            line["meta"] = json.loads(json.dumps(self.meta, ensure_ascii=False, default=str))  # JSON, whatever it held
         if self.result is not None:
             value = self.result.value
             line["records"] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
@@ -85,7 +90,7 @@ class ArticleOutcome:
         if isinstance(item, InputError):
             source = str(item.path) if item.path is not None else item.article_id
             return cls(item.article_id, source, "error", error=error)
-        return cls(item.id, item.source or item.id, "error", error=error)
+        return cls(item.id, item.source or item.id, "error", error=error, meta=item.metadata)
 
 
 @dataclass(slots=True)
@@ -291,7 +296,7 @@ async def _extract(item: Article, client: Client, schema: type[BaseModel]) -> Ar
         logger.error("unexpected %s on %s: %s", type(exc).__name__, item.source or item.id, exc)
         logger.debug("traceback", exc_info=exc)
         return ArticleOutcome.failed(item, exc)
-    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result)
+    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result, meta=item.metadata)
 
 
 def _message(error: Exception) -> str:
