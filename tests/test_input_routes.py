@@ -210,3 +210,60 @@ def test_a_title_cannot_forge_the_fence_and_every_chunk_gets_the_date() -> None:
         users = [r.body["messages"][1]["content"] for r in _posts(server)]
     assert result.chunks == len(users) > 1
     assert all('{"published": "2020-01-05"}' in content for content in users)
+
+
+# -- item 15: text or path, wrong types, blank text, config types, totals ----------------------
+
+
+def test_extract_takes_text_and_extract_many_takes_paths_and_articles(tmp_path: Path) -> None:
+    with ScriptedServer(default=ANSWER) as server, structx.Client(scripted_config(base_url=server.base_url)) as client:
+        by_text = client.extract(TEXT)
+        outcomes = list(structx.extract_many([structx.Article(text=TEXT, id="mine"), TEXT], client, ArticleExtraction))
+        with pytest.raises(TypeError) as not_text:
+            client.extract(123)  # type: ignore[arg-type]
+        with pytest.raises(TypeError) as not_source:
+            list(structx.extract_many([123], client, ArticleExtraction))  # type: ignore[list-item]
+        posts = _posts(server)
+    assert str(not_text.value) == "extract() takes article text (a str) or a structx.Article, not int: 123"
+    assert str(not_source.value) == "a source is a structx.Article or a path (str or Path), not int: 123"
+    assert by_text.value.title == seed_answer(FAULT_ARTICLE).title
+    by_id = {o.id: o.to_json() for o in outcomes}
+    assert by_id["mine"]["status"] == "ok"
+    (mistaken,) = (line for key, line in by_id.items() if key != "mine")
+    assert mistaken["status"] == "error"
+    hint = "looks like article text: sources are paths; pass text as structx.Article(text=...)"
+    assert hint in mistaken["error"]["message"]
+    assert len(posts) == 2
+
+
+def test_blank_text_is_an_input_error_before_any_request() -> None:
+    with ScriptedServer(default=ANSWER) as server:
+        config = scripted_config(base_url=server.base_url)
+        for blank in ("", "   ", "\n\t "):
+            with pytest.raises(structx.InputError, match="no article text"):
+                structx.extract(blank, config=config)
+        requests = list(server.requests)
+    assert requests == []
+
+
+def test_jsonl_runs_show_a_total_on_the_progress_bar(tmp_path: Path) -> None:
+    batch, out = tmp_path / "batch.jsonl", tmp_path / "out.jsonl"
+    batch.write_text("".join(json.dumps({"id": f"a{n}", "text": f"{TEXT}\n{n}"}) + "\n\n" for n in range(3)))
+    (tmp_path / "one.txt").write_text(TEXT, encoding="utf-8")
+    with ScriptedServer(default=ANSWER) as server:
+        # A terminal, as far as rich can tell: the progress bar is drawn on stderr.
+        result = _extract(server, [batch, tmp_path / "one.txt"], "--out", str(out), env={"TTY_COMPATIBLE": "1"})
+    assert result.exit_code == 0, result.output
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)  # the bar's text, without its colours
+    assert re.search(r"(?<!\d)[0-4]/4(?!\d)", drawn), drawn  # done/total: 4 articles, 3 of them JSONL lines
+    assert "/?" not in drawn
+
+
+def test_count_articles_counts_files_lines_and_objects_without_reading_them(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("a", encoding="utf-8")
+    (tmp_path / "b.html").write_text("<p>b</p>", encoding="utf-8")
+    (tmp_path / "c.jsonl").write_bytes(b'{"text": "1"}\n\n  \nnot json\n{"text": "caf\xe9"}\n\xc2\xa0\n')
+    sources: list[Any] = [tmp_path, structx.Article(text="x"), tmp_path / "missing.txt"]
+    assert structx.count_articles(sources) == len(list(structx.iter_articles(sources))) == 7
+    assert structx.count_articles([tmp_path, "-"]) is None

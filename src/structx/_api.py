@@ -58,8 +58,10 @@ class Client:
     def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
         """Fill ``schema`` from one article with one model call (plus re-asks).
 
-        Text over ``config.max_article_bytes`` is an :class:`InputError`
-        before any request.
+        ``article`` is the article's text, or an :class:`Article`; never a
+        path (read files with :func:`read_article`). Blank text, or text over
+        ``config.max_article_bytes``, is an :class:`InputError` before any
+        request.
         """
         target = load_schema(schema)  # a bad schema fails before the endpoint is contacted
         return self._get_engine().extract(self._checked(article), target)  # type: ignore[arg-type]
@@ -148,7 +150,12 @@ def extract(
     client: Client | None = None,
     config: Config | None = None,
 ) -> Result[ModelT]:
-    """Extract ``schema`` from ``article`` (its text, or an :class:`Article`).
+    """Extract ``schema`` from ``article``: its text (a ``str``), or an :class:`Article`.
+
+    A ``str`` is always the article's text here, never a path (read files
+    with :func:`read_article`, or name them to :func:`extract_many`). Blank
+    text, or text over ``max_article_bytes``, raises :class:`InputError`
+    before any request; anything else raises :class:`TypeError`.
 
     Pass a :class:`Client` to reuse a connection across articles, or a
     :class:`Config` for a one-off call; with neither, the configuration comes
@@ -182,9 +189,13 @@ def _no_config_with_client(config: Config | None) -> None:
         raise ConfigError("pass either client= or config=, not both: a client already has its config")
 
 
-def _as_article(article: Article | str | Path) -> Article:
+def _as_article(article: object) -> Article:
     if isinstance(article, Article):
         return article
     if isinstance(article, Path):
         raise TypeError("extract() takes article text; read files with structx.read_article(path)")
+    if not isinstance(article, str):
+        raise TypeError(
+            f"extract() takes article text (a str) or a structx.Article, not {type(article).__name__}: {article!r:.80}"
+        )
     return Article(text=article)

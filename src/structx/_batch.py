@@ -128,7 +128,7 @@ class BatchSummary:
 
 
 async def aextract_many(
-    articles: Iterable[Article | InputError | Path | str],
+    sources: Iterable[Article | InputError | Path | str],
     client: Client,
     schema: type[BaseModel],
     *,
@@ -139,13 +139,15 @@ async def aextract_many(
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
-    ``articles`` holds :class:`Article` objects and sources to read (files,
-    directories, glob patterns, JSONL files, ``-`` for standard input: see
-    :func:`iter_articles`). It is consumed lazily, so a long input is never
-    held in memory at once; an article larger than the client's
-    ``config.max_article_bytes`` fails before any request. Each article yields exactly
-    one outcome: a failure of any kind becomes that article's error outcome
-    and the batch goes on.
+    ``sources`` holds :class:`Article` objects (text in hand: wrap a string
+    of text as ``Article(text=...)``) and paths to read, as ``Path`` or
+    ``str`` (files, directories, glob patterns, JSONL files, ``-`` for
+    standard input: see :func:`iter_articles`). A ``str`` here is always a
+    path, unlike in :func:`extract`. Sources are consumed lazily, so a long
+    input is never held in memory at once; an article larger than the
+    client's ``config.max_article_bytes`` fails before any request. Each
+    article yields exactly one outcome: a failure of any kind becomes that
+    article's error outcome and the batch goes on.
 
     With a ``store``, each outcome is saved as soon as it is known, and an
     article finished in an earlier run is not extracted again (its stored
@@ -157,7 +159,7 @@ async def aextract_many(
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
-    items = _once_each(iter_articles(articles, max_bytes=client.config.max_article_bytes))
+    items = _once_each(iter_articles(sources, max_bytes=client.config.max_article_bytes))
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:
@@ -180,7 +182,7 @@ async def aextract_many(
 
 
 def extract_many(
-    articles: Iterable[Article | Path | str],
+    sources: Iterable[Article | Path | str],
     client: Client,
     schema: type[BaseModel],
     *,
@@ -200,7 +202,7 @@ def extract_many(
     async def produce() -> None:
         stop = asyncio.Event()
         loop_ready.put((asyncio.get_running_loop(), stop))
-        batch = aextract_many(articles, client, schema, concurrency=concurrency, store=store, redo=redo, stop=stop)
+        batch = aextract_many(sources, client, schema, concurrency=concurrency, store=store, redo=redo, stop=stop)
         async for outcome in batch:
             if not consumer_gone.is_set():
                 outcomes.put(outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ class Config:
     default: a small local model behind llama.cpp's server (``structx[local]``).
     With only ``api_key``, it talks to OpenAI. With ``base_url``, it talks to
     that OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, ...).
+
+    Every field is checked when the config is made: a value of the wrong
+    type or out of range is a :class:`ConfigError` that names the field.
     """
 
     base_url: str | None = None
@@ -99,6 +103,10 @@ class Config:
     max_article_bytes: int = MAX_ARTICLE_BYTES
 
     def __post_init__(self) -> None:
+        for name in ("base_url", "api_key", "model"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string or None, got {_shown(name, value)}")
         if self.base_url is not None:
             parts = urlsplit(self.base_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -106,22 +114,28 @@ class Config:
                     f"base URL {redact_url(self.base_url)!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1"
                 )
         for name in ("timeout", "retry_budget", "retry_initial_wait", "retry_max_wait"):
-            if getattr(self, name) <= 0:
+            if _number(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("max_retries", "max_reasks"):
-            if getattr(self, name) < 0:
+            if _integer(self, name) < 0:
                 raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
-        if self.chunk_chars == 0:
+        if not 0 <= _number(self, "temperature") <= 2:
+            raise ConfigError(f"temperature must be from 0 to 2, got {self.temperature}")
+        if self.frequency_penalty is not None and not -2 <= _number(self, "frequency_penalty") <= 2:
+            raise ConfigError(f"frequency_penalty must be from -2 to 2 (or None), got {self.frequency_penalty}")
+        if self.max_tokens is not None and _integer(self, "max_tokens") <= 0:
+            raise ConfigError(f"max_tokens must be positive (or None), got {self.max_tokens}")
+        if self.chunk_chars is not None and _integer(self, "chunk_chars") == 0:
             object.__setattr__(self, "chunk_chars", None)  # 0 and None both mean: never chunk
         if self.chunk_chars is not None and self.chunk_chars < 200:
             raise ConfigError(f"chunk_chars must be at least 200 (or 0 for no chunking), got {self.chunk_chars}")
-        if self.chunk_chars is not None and not 0 <= self.chunk_overlap < self.chunk_chars // 2:
+        if _integer(self, "chunk_overlap") < 0 or (
+            self.chunk_chars is not None and self.chunk_overlap >= self.chunk_chars // 2
+        ):
             raise ConfigError(
                 f"chunk_overlap must be at least 0 and under half of chunk_chars, got {self.chunk_overlap}"
             )
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
-        if self.max_article_bytes <= 0:
+        if _integer(self, "max_article_bytes") <= 0:
             raise ConfigError(f"max_article_bytes must be positive, got {self.max_article_bytes}")
         try:
             mode = StructuredOutput(self.structured_output)
@@ -160,6 +174,29 @@ class Config:
 
     def resolved_base_url(self) -> str:
         return self.base_url if self.base_url is not None else OPENAI_BASE_URL
+
+
+def _number(config: Config, name: str) -> float:
+    """The field's value, which must be a finite int or float (not a bool, not a string)."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number, got {_shown(name, value)}")
+    return value
+
+
+def _integer(config: Config, name: str) -> int:
+    """The field's value, which must be an int (not a bool, not a float)."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, got {_shown(name, value)}")
+    return value
+
+
+def _shown(name: str, value: Any) -> str:
+    """A wrong value as it may be printed: a key never is."""
+    if name == "api_key":
+        return f"a value of type {type(value).__name__}" if not isinstance(value, str) else "a blank string"
+    return f"{value!r} ({type(value).__name__})"
 
 
 def redact_url(url: str) -> str:

@@ -144,10 +144,11 @@ def extract(
             endpoint.mode.value,
             endpoint.reason,
         )
-        # JSONL files and standard input hold an unknown number of articles.
-        known = None if any(f.suffix.lower() == ".jsonl" or str(f) == "-" for f in files) else len(files)
         with _output(out) as sink, _progress(console, enabled=not quiet and not verbose) as bar:
-            task = bar.add_task("extracting", total=known) if bar else None
+            # JSONL lines are counted first; standard input leaves the total unknown.
+            known = structx.count_articles(files) if bar else None
+            total = min(known, limit) if known is not None and limit is not None else known
+            task = bar.add_task("extracting", total=total) if bar else None
 
             async def run() -> bool:
                 # Ctrl-C stops new work; what is in flight finishes, and is kept.
