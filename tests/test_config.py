@@ -55,3 +55,42 @@ def test_a_url_with_credentials_is_printed_without_them() -> None:
 def test_client_and_config_together_is_a_usage_error() -> None:
     with structx.Client(structx.Config(api_key="sk-x")) as client, pytest.raises(structx.ConfigError):
         structx.extract("text", client=client, config=structx.Config(api_key="sk-y"))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"temperature": "hot"}, "temperature must be a number, got 'hot' (str)"),
+        ({"temperature": 3}, "temperature must be from 0 to 2, got 3"),
+        ({"model": 123}, "model must be a non-empty string or None, got 123 (int)"),
+        ({"model": " "}, "model must be a non-empty string or None, got ' ' (str)"),
+        ({"base_url": 8080}, "base_url must be a non-empty string or None, got 8080 (int)"),
+        ({"timeout": "5"}, "timeout must be a number, got '5' (str)"),
+        ({"retry_budget": float("inf")}, "retry_budget must be a number, got inf (float)"),
+        ({"max_retries": 2.5}, "max_retries must be a whole number, got 2.5 (float)"),
+        ({"max_reasks": True}, "max_reasks must be a whole number, got True (bool)"),
+        ({"max_tokens": "2048"}, "max_tokens must be a whole number, got '2048' (str)"),
+        ({"frequency_penalty": 5}, "frequency_penalty must be from -2 to 2"),
+        ({"chunk_chars": 15000.0}, "chunk_chars must be a whole number, got 15000.0 (float)"),
+        ({"chunk_overlap": -1}, "chunk_overlap must be at least 0"),
+        ({"max_article_bytes": 0}, "max_article_bytes must be positive, got 0"),
+        ({"max_article_bytes": "2MB"}, "max_article_bytes must be a whole number, got '2MB' (str)"),
+        ({"grounding": "lenient"}, "grounding 'lenient' is not one of: keep, drop, fail"),
+    ],
+)
+def test_every_field_is_checked_for_type_and_range_and_named(values: dict[str, object], message: str) -> None:
+    with pytest.raises(structx.ConfigError) as caught:
+        structx.Config(**values)  # type: ignore[arg-type]
+    assert str(caught.value) == message or str(caught.value).startswith(message)
+
+
+def test_a_bad_key_is_named_without_being_shown() -> None:
+    for key in (b"sk-very-secret", "  "):
+        with pytest.raises(structx.ConfigError, match=r"^api_key must be a non-empty string or None") as caught:
+            structx.Config(api_key=key)  # type: ignore[arg-type]
+        assert "very-secret" not in str(caught.value)
+
+
+def test_whole_numbers_are_numbers_and_none_leaves_optional_fields_to_the_endpoint() -> None:
+    config = structx.Config(timeout=5, temperature=1, max_tokens=None, frequency_penalty=None, chunk_chars=None)
+    assert (config.timeout, config.temperature, config.max_tokens, config.chunk_chars) == (5, 1, None, None)

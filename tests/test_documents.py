@@ -153,3 +153,8 @@ def test_a_bad_byte_costs_one_jsonl_line_and_bad_stdin_is_an_input_error(tmp_pat
 
     (error,) = structx.iter_articles(["-"], stdin=Stdin())
     assert isinstance(error, structx.InputError) and "not UTF-8" in error.reason
+
+
+def test_a_name_too_long_for_the_file_system_is_an_input_error(tmp_path: Path) -> None:
+    (error,) = structx.iter_articles([tmp_path / ("x" * 300 + ".txt")])
+    assert isinstance(error, structx.InputError) and "cannot read file (File name too long)" in error.reason

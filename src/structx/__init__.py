@@ -13,7 +13,7 @@ from structx._api import Client, aextract, extract
 from structx._backend import Endpoint
 from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many
 from structx._config import Config, GroundingPolicy, StructuredOutput
-from structx._documents import html_to_text, iter_article_files, iter_articles, read_article
+from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
 from structx._errors import (
     AuthenticationFailed,
     ConfigError,
@@ -95,6 +95,7 @@ __all__ = [
     "aextract",
     "aextract_many",
     "build_messages",
+    "count_articles",
     "estimate_cost",
     "evaluate",
     "export_tables",

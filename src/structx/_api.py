@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from structx._backend import Backend, Endpoint, ResponseCache
 from structx._config import Config
+from structx._documents import check_article
 from structx._engine import Engine
 from structx._errors import ConfigError
 from structx._local import EMBEDDED_FREQUENCY_PENALTY, EmbeddedServer
@@ -55,9 +56,15 @@ class Client:
         return self._get_engine().endpoint
 
     def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
-        """Fill ``schema`` from one article with one model call (plus re-asks)."""
+        """Fill ``schema`` from one article with one model call (plus re-asks).
+
+        ``article`` is the article's text, or an :class:`Article`; never a
+        path (read files with :func:`read_article`). Blank text, or text over
+        ``config.max_article_bytes``, is an :class:`InputError` before any
+        request.
+        """
         target = load_schema(schema)  # a bad schema fails before the endpoint is contacted
-        return self._get_engine().extract(_as_article(article), target)  # type: ignore[arg-type]
+        return self._get_engine().extract(self._checked(article), target)  # type: ignore[arg-type]
 
     async def aextract(
         self,
@@ -66,8 +73,15 @@ class Client:
     ) -> Result[ModelT]:
         """Async twin of :meth:`extract`."""
         target = load_schema(schema)
+        checked = self._checked(article)
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
-        return await engine.aextract(_as_article(article), target)  # type: ignore[arg-type]
+        return await engine.aextract(checked, target)  # type: ignore[arg-type]
+
+    def _checked(self, article: Article | str) -> Article:
+        """The article to extract, refused before any request when it cannot be sent."""
+        checked = _as_article(article)
+        check_article(checked, max_bytes=self.config.max_article_bytes)
+        return checked
 
     def _get_engine(self) -> Engine:
         with self._lock:
@@ -136,7 +150,12 @@ def extract(
     client: Client | None = None,
     config: Config | None = None,
 ) -> Result[ModelT]:
-    """Extract ``schema`` from ``article`` (its text, or an :class:`Article`).
+    """Extract ``schema`` from ``article``: its text (a ``str``), or an :class:`Article`.
+
+    A ``str`` is always the article's text here, never a path (read files
+    with :func:`read_article`, or name them to :func:`extract_many`). Blank
+    text, or text over ``max_article_bytes``, raises :class:`InputError`
+    before any request; anything else raises :class:`TypeError`.
 
     Pass a :class:`Client` to reuse a connection across articles, or a
     :class:`Config` for a one-off call; with neither, the configuration comes
@@ -170,9 +189,13 @@ def _no_config_with_client(config: Config | None) -> None:
         raise ConfigError("pass either client= or config=, not both: a client already has its config")
 
 
-def _as_article(article: Article | str | Path) -> Article:
+def _as_article(article: object) -> Article:
     if isinstance(article, Article):
         return article
     if isinstance(article, Path):
         raise TypeError("extract() takes article text; read files with structx.read_article(path)")
+    if not isinstance(article, str):
+        raise TypeError(
+            f"extract() takes article text (a str) or a structx.Article, not {type(article).__name__}: {article!r:.80}"
+        )
     return Article(text=article)

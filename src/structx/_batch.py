@@ -34,7 +34,9 @@ class ArticleOutcome:
     """What happened to one article: a result, or an error that names its type.
 
     An outcome read back from a run database (``resumed``) carries its stored
-    line instead of the objects.
+    line instead of the objects. ``meta`` is the article's metadata (a JSONL
+    line's ``title``, ``url``, ``published`` and other keys), written under
+    ``meta`` in its line when there is any.
     """
 
     id: str
@@ -44,11 +46,14 @@ class ArticleOutcome:
     error: Exception | None = None
     resumed: bool = False
     stored: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         if self.stored is not None:
             return self.stored
         line: dict[str, Any] = {"id": self.id, "source": self.source, "status": self.status}
+        if self.meta:
+            line["meta"] = json.loads(json.dumps(self.meta, ensure_ascii=False, default=str))  # JSON, whatever it held
         if self.result is not None:
             value = self.result.value
             line["records"] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
@@ -83,8 +88,9 @@ class ArticleOutcome:
     def failed(cls, item: Article | InputError, error: Exception) -> ArticleOutcome:
         """The error outcome of an article, or of an input that could not be read."""
         if isinstance(item, InputError):
-            return cls(item.article_id, str(item.path), "error", error=error)
-        return cls(item.id, item.source or item.id, "error", error=error)
+            source = str(item.path) if item.path is not None else item.article_id
+            return cls(item.article_id, source, "error", error=error)
+        return cls(item.id, item.source or item.id, "error", error=error, meta=item.metadata)
 
 
 @dataclass(slots=True)
@@ -122,7 +128,7 @@ class BatchSummary:
 
 
 async def aextract_many(
-    articles: Iterable[Article | InputError | Path | str],
+    sources: Iterable[Article | InputError | Path | str],
     client: Client,
     schema: type[BaseModel],
     *,
@@ -133,12 +139,15 @@ async def aextract_many(
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
-    ``articles`` holds :class:`Article` objects and sources to read (files,
-    directories, glob patterns, JSONL files, ``-`` for standard input: see
-    :func:`iter_articles`). It is consumed lazily, so a long input is never
-    held in memory at once. Each article yields exactly
-    one outcome: a failure of any kind becomes that article's error outcome
-    and the batch goes on.
+    ``sources`` holds :class:`Article` objects (text in hand: wrap a string
+    of text as ``Article(text=...)``) and paths to read, as ``Path`` or
+    ``str`` (files, directories, glob patterns, JSONL files, ``-`` for
+    standard input: see :func:`iter_articles`). A ``str`` here is always a
+    path, unlike in :func:`extract`. Sources are consumed lazily, so a long
+    input is never held in memory at once; an article larger than the
+    client's ``config.max_article_bytes`` fails before any request. Each
+    article yields exactly one outcome: a failure of any kind becomes that
+    article's error outcome and the batch goes on.
 
     With a ``store``, each outcome is saved as soon as it is known, and an
     article finished in an earlier run is not extracted again (its stored
@@ -150,7 +159,7 @@ async def aextract_many(
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
-    items = _once_each(iter_articles(articles))
+    items = _once_each(iter_articles(sources, max_bytes=client.config.max_article_bytes))
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:
@@ -173,7 +182,7 @@ async def aextract_many(
 
 
 def extract_many(
-    articles: Iterable[Article | Path | str],
+    sources: Iterable[Article | Path | str],
     client: Client,
     schema: type[BaseModel],
     *,
@@ -193,7 +202,7 @@ def extract_many(
     async def produce() -> None:
         stop = asyncio.Event()
         loop_ready.put((asyncio.get_running_loop(), stop))
-        batch = aextract_many(articles, client, schema, concurrency=concurrency, store=store, redo=redo, stop=stop)
+        batch = aextract_many(sources, client, schema, concurrency=concurrency, store=store, redo=redo, stop=stop)
         async for outcome in batch:
             if not consumer_gone.is_set():
                 outcomes.put(outcome)
@@ -289,7 +298,7 @@ async def _extract(item: Article, client: Client, schema: type[BaseModel]) -> Ar
         logger.error("unexpected %s on %s: %s", type(exc).__name__, item.source or item.id, exc)
         logger.debug("traceback", exc_info=exc)
         return ArticleOutcome.failed(item, exc)
-    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result)
+    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result, meta=item.metadata)
 
 
 def _message(error: Exception) -> str:

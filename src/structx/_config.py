@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,10 +12,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 from structx._errors import ConfigError
 
-__all__ = ["DEFAULT_OPENAI_MODEL", "OPENAI_BASE_URL", "Config", "GroundingPolicy", "StructuredOutput", "redact_url"]
+__all__ = [
+    "DEFAULT_OPENAI_MODEL",
+    "MAX_ARTICLE_BYTES",
+    "OPENAI_BASE_URL",
+    "Config",
+    "GroundingPolicy",
+    "StructuredOutput",
+    "redact_url",
+]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+#: The default size limit of one article (UTF-8 bytes), whatever route it comes by.
+MAX_ARTICLE_BYTES = 2_000_000
 
 
 class StructuredOutput(StrEnum):
@@ -55,6 +66,9 @@ class Config:
     default: a small local model behind llama.cpp's server (``structx[local]``).
     With only ``api_key``, it talks to OpenAI. With ``base_url``, it talks to
     that OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, ...).
+
+    Every field is checked when the config is made: a value of the wrong
+    type or out of range is a :class:`ConfigError` that names the field.
     """
 
     base_url: str | None = None
@@ -80,12 +94,19 @@ class Config:
     frequency_penalty: float | None = None
     #: Records whose evidence or names are not in the article are re-asked; then this applies.
     grounding: GroundingPolicy = GroundingPolicy.KEEP
-    #: Articles longer than this many characters are extracted in overlapping chunks (None: never).
+    #: Articles longer than this many characters are extracted in overlapping chunks (0 or None: never).
     chunk_chars: int | None = 12_000
     #: Characters of context two neighbouring chunks share, at most.
     chunk_overlap: int = 1_000
+    #: Articles larger than this many bytes (a file's size, else the text's UTF-8 size) are
+    #: refused with an InputError before any request is sent.
+    max_article_bytes: int = MAX_ARTICLE_BYTES
 
     def __post_init__(self) -> None:
+        for name in ("base_url", "api_key", "model"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string or None, got {_shown(name, value)}")
         if self.base_url is not None:
             parts = urlsplit(self.base_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -93,19 +114,29 @@ class Config:
                     f"base URL {redact_url(self.base_url)!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1"
                 )
         for name in ("timeout", "retry_budget", "retry_initial_wait", "retry_max_wait"):
-            if getattr(self, name) <= 0:
+            if _number(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("max_retries", "max_reasks"):
-            if getattr(self, name) < 0:
+            if _integer(self, name) < 0:
                 raise ConfigError(f"{name} must be zero or more, got {getattr(self, name)}")
+        if not 0 <= _number(self, "temperature") <= 2:
+            raise ConfigError(f"temperature must be from 0 to 2, got {self.temperature}")
+        if self.frequency_penalty is not None and not -2 <= _number(self, "frequency_penalty") <= 2:
+            raise ConfigError(f"frequency_penalty must be from -2 to 2 (or None), got {self.frequency_penalty}")
+        if self.max_tokens is not None and _integer(self, "max_tokens") <= 0:
+            raise ConfigError(f"max_tokens must be positive (or None), got {self.max_tokens}")
+        if self.chunk_chars is not None and _integer(self, "chunk_chars") == 0:
+            object.__setattr__(self, "chunk_chars", None)  # 0 and None both mean: never chunk
         if self.chunk_chars is not None and self.chunk_chars < 200:
-            raise ConfigError(f"chunk_chars must be at least 200 (or None for no chunking), got {self.chunk_chars}")
-        if self.chunk_chars is not None and not 0 <= self.chunk_overlap < self.chunk_chars // 2:
+            raise ConfigError(f"chunk_chars must be at least 200 (or 0 for no chunking), got {self.chunk_chars}")
+        if _integer(self, "chunk_overlap") < 0 or (
+            self.chunk_chars is not None and self.chunk_overlap >= self.chunk_chars // 2
+        ):
             raise ConfigError(
                 f"chunk_overlap must be at least 0 and under half of chunk_chars, got {self.chunk_overlap}"
             )
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
+        if _integer(self, "max_article_bytes") <= 0:
+            raise ConfigError(f"max_article_bytes must be positive, got {self.max_article_bytes}")
         try:
             mode = StructuredOutput(self.structured_output)
         except ValueError:
@@ -122,8 +153,10 @@ class Config:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Build a config from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``STRUCTX_MODEL``.
 
-        Keyword arguments that are not None win over the environment. This is
-        the only place structx reads the environment.
+        Keyword arguments that are not None win over the environment; None
+        means "not given" and leaves the default (so ``chunk_chars=0``, not
+        None, turns chunking off here). This is the only place structx reads
+        the environment.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {
@@ -141,6 +174,29 @@ class Config:
 
     def resolved_base_url(self) -> str:
         return self.base_url if self.base_url is not None else OPENAI_BASE_URL
+
+
+def _number(config: Config, name: str) -> float:
+    """The field's value, which must be a finite int or float (not a bool, not a string)."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number, got {_shown(name, value)}")
+    return value
+
+
+def _integer(config: Config, name: str) -> int:
+    """The field's value, which must be an int (not a bool, not a float)."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, got {_shown(name, value)}")
+    return value
+
+
+def _shown(name: str, value: Any) -> str:
+    """A wrong value as it may be printed: a key never is."""
+    if name == "api_key":
+        return f"a value of type {type(value).__name__}" if not isinstance(value, str) else "a blank string"
+    return f"{value!r} ({type(value).__name__})"
 
 
 def redact_url(url: str) -> str:

@@ -125,7 +125,8 @@ class Engine:
     def _chunks(self, article: Article) -> list[Article]:
         config = self._config
         pieces = split_into_chunks(article.text, config.chunk_chars, config.chunk_overlap)
-        return [Article(text=text, id=f"{article.id}@{offset}") for offset, text in pieces]
+        # Each chunk is sent with the article's date and title, if it has them.
+        return [Article(text=text, id=f"{article.id}@{offset}", metadata=article.metadata) for offset, text in pieces]
 
     def _request(self, chunk: Article, schema: type[BaseModel]) -> dict[str, Any]:
         """The request for one chunk (the whole article, mostly); grounding checks the whole article."""

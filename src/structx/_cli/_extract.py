@@ -59,6 +59,10 @@ def extract(
         int,
         typer.Option(help="Split longer articles into overlapping chunks of this many characters (0: never).", min=0),
     ] = 12_000,
+    max_article_bytes: Annotated[
+        int,
+        typer.Option(help="Refuse larger articles (a file's size, else its UTF-8 text) before any request.", min=1),
+    ] = 2_000_000,
     max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
     timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the endpoint and each article.")] = False,
@@ -89,8 +93,9 @@ def extract(
             structured_output=structured_output,
             max_reasks=max_reasks,
             grounding=grounding,
-            chunk_chars=chunk_chars or None,
+            chunk_chars=chunk_chars,  # 0 is "never"; None would mean "not given" and bring back the default
             chunk_overlap=min(1_000, chunk_chars // 4),
+            max_article_bytes=max_article_bytes,
             max_tokens=max_tokens,
             timeout=timeout,
         )
@@ -100,7 +105,8 @@ def extract(
     if not files:
         fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
 
-    articles = itertools.islice(structx.iter_articles(files), limit)
+    # The paths as given, not the files they expand to: a file's id is its path inside the directory given.
+    articles = itertools.islice(structx.iter_articles(paths, max_bytes=config.max_article_bytes), limit)
     if dry_run:
         _dry_run(articles, target, config)
         raise typer.Exit(EXIT_OK)
@@ -138,10 +144,11 @@ def extract(
             endpoint.mode.value,
             endpoint.reason,
         )
-        # JSONL files and standard input hold an unknown number of articles.
-        known = None if any(f.suffix.lower() == ".jsonl" or str(f) == "-" for f in files) else len(files)
         with _output(out) as sink, _progress(console, enabled=not quiet and not verbose) as bar:
-            task = bar.add_task("extracting", total=known) if bar else None
+            # JSONL lines are counted first; standard input leaves the total unknown.
+            known = structx.count_articles(files) if bar else None
+            total = min(known, limit) if known is not None and limit is not None else known
+            task = bar.add_task("extracting", total=total) if bar else None
 
             async def run() -> bool:
                 # Ctrl-C stops new work; what is in flight finishes, and is kept.
