@@ -1,0 +1,76 @@
+"""What a user sees when a command cannot do what was asked: one line naming the path, exit 2, text as written."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from structx._cli import app
+from structx.testing import Reply, ScriptedServer
+from tests.cassettes import FAULT_ARTICLE, seed_answer, seed_paths
+
+ARTICLE = str(seed_paths()[0])
+
+
+def _run(args: list[str]) -> Any:
+    return CliRunner().invoke(app, args)
+
+
+def _error_line(result: Any) -> str:
+    """The one line a usage error prints, after checking the exit code and that nothing else was said."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("structx: error: ")
+    return str(line)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory in which no file can be created."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    # Permission bits do not bind root; sysfs refuses new files even to root.
+    folder = Path("/sys/kernel")
+    try:
+        (folder / "structx-probe").open("x").close()
+    except OSError:
+        yield folder
+        return
+    (folder / "structx-probe").unlink()
+    pytest.skip("no directory is read-only for root here")
+
+
+def _predictions(tmp_path: Path, records: dict[str, Any]) -> Path:
+    path = tmp_path / "people.jsonl"
+    path.write_text(json.dumps({"id": seed_paths()[0].stem, "status": "ok", "records": records}) + "\n", "utf-8")
+    return path
+
+
+def test_a_schema_with_an_unresolvable_forward_reference_fails_before_any_request(tmp_path: Path) -> None:
+    schema = tmp_path / "person.py"
+    schema.write_text(
+        "from __future__ import annotations\n"
+        "from pydantic import BaseModel\n\n"
+        "class Person(BaseModel):\n"
+        "    name: str\n"
+        "    address: Adress | None = None\n",
+        encoding="utf-8",
+    )
+    with ScriptedServer([Reply.answer(seed_answer(FAULT_ARTICLE))]) as server:
+        result = _run(
+            ["extract", ARTICLE, "--schema", f"{schema}:Person", "--base-url", server.base_url, "--model", "m"]
+        )
+    assert "schema Person cannot be built: name 'Adress' is not defined" in _error_line(result)
+    assert server.requests == []
