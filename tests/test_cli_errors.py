@@ -58,6 +58,24 @@ def _predictions(tmp_path: Path, records: dict[str, Any]) -> Path:
     return path
 
 
+def test_an_output_in_a_missing_directory_is_named_as_such_before_any_request(tmp_path: Path) -> None:
+    out = tmp_path / "nodir" / "r.jsonl"
+    with ScriptedServer([]) as server:
+        result = _run(["extract", ARTICLE, "--out", str(out), "--base-url", server.base_url, "--model", "m"])
+    line = _error_line(result)
+    assert f"--out {out}: the directory {out.parent} does not exist" in line
+    assert "run database" not in line
+    assert server.requests == []
+
+
+def test_an_output_in_a_read_only_directory_is_named_as_such_before_any_request(read_only_dir: Path) -> None:
+    out = read_only_dir / "r.jsonl"
+    with ScriptedServer([]) as server:
+        result = _run(["extract", ARTICLE, "--out", str(out), "--base-url", server.base_url, "--model", "m"])
+    assert f"--out {out}: the directory {read_only_dir} is not writable" in _error_line(result)
+    assert server.requests == []
+
+
 def test_a_schema_with_an_unresolvable_forward_reference_fails_before_any_request(tmp_path: Path) -> None:
     schema = tmp_path / "person.py"
     schema.write_text(

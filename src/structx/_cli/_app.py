@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -13,7 +14,16 @@ from rich.console import Console
 import structx
 from structx._cli._settings import project_settings
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "app", "configure_logging", "fail"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SOME_FAILED",
+    "EXIT_USAGE",
+    "app",
+    "configure_logging",
+    "directory_problem",
+    "fail",
+]
 
 app = typer.Typer(
     name="structx",
@@ -45,6 +55,20 @@ def _root(ctx: typer.Context) -> None:
 def fail(console: Console, message: str) -> NoReturn:
     console.print(f"structx: error: {message}", style="red")
     raise typer.Exit(EXIT_USAGE)
+
+
+def directory_problem(directory: Path) -> str | None:
+    """Why no file can be created in ``directory``, or None when one can."""
+    if not directory.is_dir():
+        return f"the directory {directory} does not exist"
+    try:
+        # Trying is the only sure test: permission bits do not bind root, and
+        # some file systems refuse new files whatever the bits say.
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return f"the directory {directory} is not writable ({exc.strerror})"
+    return None
 
 
 def configure_logging(verbose: bool) -> None:
