@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from structx._cli import app
 from structx.testing import Reply, ScriptedServer
-from tests.cassettes import FAULT_ARTICLE, seed_answer, seed_paths
+from tests.cassettes import FAULT_ARTICLE, GOLD, seed_answer, seed_paths
 
 ARTICLE = str(seed_paths()[0])
 
@@ -57,6 +57,51 @@ def _predictions(tmp_path: Path, records: dict[str, Any]) -> Path:
     path = tmp_path / "people.jsonl"
     path.write_text(json.dumps({"id": seed_paths()[0].stem, "status": "ok", "records": records}) + "\n", "utf-8")
     return path
+
+
+def test_eval_of_predictions_made_with_another_schema_is_one_line(tmp_path: Path) -> None:
+    predictions = _predictions(tmp_path, {"name": "Esmail Qaani", "age": 66})
+    line = _error_line(_run(["eval", str(predictions), "--gold", str(GOLD)]))
+    assert str(predictions) in line
+    assert "is not an ArticleExtraction (name: Extra inputs are not permitted)" in line
+    assert "structx eval scores the bundled pack (structx_schemas.iran_militias:ArticleExtraction) only" in line
+
+
+def test_eval_says_plainly_that_only_the_bundled_schema_pack_can_be_scored(tmp_path: Path) -> None:
+    predictions = _predictions(tmp_path, {})
+    refused = _run(["eval", str(predictions), "--gold", str(GOLD), "--schema", "structx_schemas.iran_militias:Visit"])
+    line = _error_line(refused)
+    assert "structx eval scores the bundled schema pack only (structx_schemas.iran_militias:ArticleExtraction" in line
+    assert "structx_schemas.iran_militias:Visit has no match rules" in line
+    accepted = _run(
+        ["eval", str(predictions), "--gold", str(GOLD), "--schema", "structx_schemas.iran_militias:ArticleExtraction"]
+    )
+    assert accepted.exit_code == 0, accepted.output
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing/r.json", "--json {target}: the directory {folder} does not exist"),
+        ("", "--json {target} is a directory; give a file name"),
+    ],
+)
+def test_an_eval_report_that_cannot_be_written_is_said_before_any_scoring(
+    tmp_path: Path, target: str, message: str
+) -> None:
+    json_out = tmp_path / target if target else tmp_path
+    result = _run(["eval", str(_predictions(tmp_path, {})), "--gold", str(GOLD), "--json", str(json_out)])
+    assert message.format(target=json_out, folder=json_out.parent) in _error_line(result)
+    assert result.stdout == ""  # no table printed before the error
+
+
+def test_an_eval_report_in_a_read_only_directory_is_said_before_any_scoring(
+    tmp_path: Path, read_only_dir: Path
+) -> None:
+    json_out = read_only_dir / "r.json"
+    result = _run(["eval", str(_predictions(tmp_path, {})), "--gold", str(GOLD), "--json", str(json_out)])
+    assert f"--json {json_out}: the directory {read_only_dir} is not writable" in _error_line(result)
+    assert result.stdout == ""
 
 
 def test_an_output_in_a_missing_directory_is_named_as_such_before_any_request(tmp_path: Path) -> None:
