@@ -1,7 +1,11 @@
 """Exporting a results file to tables: CSV files, or one SQLite database.
 
 One table per record type (``visits``, ``meetings``, ...) with a row per
-record, plus ``articles`` with a row per article. Every file is written to a
+record, plus ``articles`` with a row per article: the line's status, error
+and usage, the root record's own fields (``title``, ``outlet``, ..., or every
+field of a schema that is a single record) and the article's metadata
+(``meta_title``, ``meta_url``, ...). Lists and objects in a cell are JSON; a
+name already taken gets a prefix (``record_status``). Every file is written to a
 temporary name in the output directory and renamed into place, so a reader
 never sees half a table; nothing is written outside the output directory, and
 an existing file is replaced only when asked.
@@ -28,23 +32,43 @@ _ARTICLE_COLUMNS = [
 ]  # fmt: skip
 
 
-def _tables(lines: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _record_types(lines: list[dict[str, Any]]) -> set[str]:
+    """The root fields that hold lists of records, each to become a table.
+
+    A field whose lists are all empty is taken for one (nothing is lost either
+    way); a field that is anything else in any line is a column of ``articles``.
+    """
+    tables: set[str] = set()
+    columns: set[str] = set()
+    for line in lines:
+        records = line.get("records")
+        for name, value in records.items() if isinstance(records, dict) else ():
+            is_records = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+            (tables if is_records else columns).add(name)
+    return tables - columns
+
+
+def _tables(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {"articles": []}
+    record_types = _record_types(lines)
     for line in lines:
         grounding = {r["path"]: r for r in (line.get("grounding") or {}).get("records", []) if not r.get("dropped")}
         usage = line.get("usage") or {}
         error = line.get("error") or {}
-        tables["articles"].append(
-            {
-                "article_id": line["id"], "source": line.get("source"), "status": line["status"],
-                "error_type": error.get("type"), "error_message": error.get("message"),
-                "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-                "attempts": line.get("attempts"), "requests": line.get("requests"), "model": line.get("model"),
-                "records": len(grounding), "ungrounded_records": sum(not r["grounded"] for r in grounding.values()),
-            }
-        )  # fmt: skip
-        for name, value in (line.get("records") or {}).items():
-            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        article: dict[str, Any] = {
+            "article_id": line["id"], "source": line.get("source"), "status": line["status"],
+            "error_type": error.get("type"), "error_message": error.get("message"),
+            "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+            "attempts": line.get("attempts"), "requests": line.get("requests"), "model": line.get("model"),
+            "records": len(grounding), "ungrounded_records": sum(not r["grounded"] for r in grounding.values()),
+        }  # fmt: skip
+        tables["articles"].append(article)
+        records = line.get("records")
+        for name, value in records.items() if isinstance(records, dict) else ():
+            if name not in record_types:
+                # The root record's own fields (a title, or every field of a
+                # single-record schema) describe the article.
+                _put(article, name, _cell(value), "record_")
                 continue
             if not _TABLE_NAME.fullmatch(name) or name == "articles":
                 raise InputError(f"record type {name!r} of article {line['id']!r} is not a usable table name")
@@ -53,10 +77,20 @@ def _tables(lines: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
                 path = f"{name}[{index}]"
                 row: dict[str, Any] = {"article_id": line["id"], "index": index}
                 row["grounded"] = grounding[path]["grounded"] if path in grounding else None
-                # A record field named like a linking column keeps its value under another name.
-                row.update({(f"record_{k}" if k in row else k): _cell(v) for k, v in record.items()})
+                for key, field in record.items():
+                    _put(row, key, _cell(field), "record_")
                 rows.append(row)
+        meta = line.get("meta")
+        for key, value in meta.items() if isinstance(meta, dict) else ():
+            _put(article, f"meta_{key}", _cell(value), "meta_")
     return tables
+
+
+def _put(row: dict[str, Any], column: str, value: Any, prefix: str) -> None:
+    """Set ``column``; a name already taken (a linking column, say) keeps its value under ``prefix`` + name."""
+    while column in row:
+        column = prefix + column
+    row[column] = value
 
 
 def _cell(value: Any) -> Any:
