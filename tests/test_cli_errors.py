@@ -59,6 +59,9 @@ def _predictions(tmp_path: Path, records: dict[str, Any]) -> Path:
     return path
 
 
+# -- structx eval --------------------------------------------------------------------
+
+
 def test_eval_of_predictions_made_with_another_schema_is_one_line(tmp_path: Path) -> None:
     predictions = _predictions(tmp_path, {"name": "Esmail Qaani", "age": 66})
     line = _error_line(_run(["eval", str(predictions), "--gold", str(GOLD)]))
@@ -104,6 +107,30 @@ def test_an_eval_report_in_a_read_only_directory_is_said_before_any_scoring(
     assert result.stdout == ""
 
 
+# -- structx export --------------------------------------------------------------------
+
+
+def test_export_into_an_existing_file_is_refused_and_leaves_it_alone(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.jsonl"
+    precious.write_text("keep me\n", encoding="utf-8")
+    result = _run(["export", str(_predictions(tmp_path, {})), "--out-dir", str(precious)])
+    assert f"{precious} exists and is not a directory" in _error_line(result)
+    assert precious.read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_export_into_a_read_only_directory_is_one_line(tmp_path: Path, read_only_dir: Path) -> None:
+    result = _run(["export", str(_predictions(tmp_path, {})), "--out-dir", str(read_only_dir)])
+    assert f"the directory {read_only_dir} is not writable" in _error_line(result)
+
+
+def test_export_of_a_directory_instead_of_a_results_file_is_one_line(tmp_path: Path) -> None:
+    result = _run(["export", str(tmp_path), "--out-dir", str(tmp_path / "tables")])
+    assert f"{tmp_path}: cannot read it" in _error_line(result)
+
+
+# -- structx extract --out --------------------------------------------------------------------
+
+
 def test_an_output_in_a_missing_directory_is_named_as_such_before_any_request(tmp_path: Path) -> None:
     out = tmp_path / "nodir" / "r.jsonl"
     with ScriptedServer([]) as server:
@@ -120,6 +147,9 @@ def test_an_output_in_a_read_only_directory_is_named_as_such_before_any_request(
         result = _run(["extract", ARTICLE, "--out", str(out), "--base-url", server.base_url, "--model", "m"])
     assert f"--out {out}: the directory {read_only_dir} is not writable" in _error_line(result)
     assert server.requests == []
+
+
+# -- square brackets are text, not markup ------------------------------------------------------
 
 
 def test_square_brackets_in_an_output_path_are_shown(tmp_path: Path) -> None:
@@ -143,6 +173,9 @@ def test_the_install_hint_keeps_its_extra(monkeypatch: pytest.MonkeyPatch, tmp_p
     )
     result = _run(["extract", ARTICLE, "--out", str(tmp_path / "o.jsonl"), "--quiet"])
     assert "pip install 'structx[local]'" in _error_line(result)
+
+
+# -- schemas ---------------------------------------------------------------------------------------
 
 
 def test_a_schema_with_an_unresolvable_forward_reference_fails_before_any_request(tmp_path: Path) -> None:

@@ -171,3 +171,19 @@ def test_the_articles_metadata_is_exported_with_the_article(tmp_path: Path) -> N
     assert second["meta_title"] == ""
     with sqlite3.connect(out / "results.sqlite") as db:
         assert db.execute("SELECT meta_desk FROM articles WHERE article_id = 'a'").fetchone() == ("Iraq",)
+
+
+@pytest.mark.parametrize("formats", [["csv,sqlite"], ["csv", "sqlite"], [" sqlite , csv "]])
+def test_formats_can_be_listed_with_commas_or_repeated(tmp_path: Path, formats: list[str]) -> None:
+    out = tmp_path / "tables"
+    args = ["export", str(_results(tmp_path)), "--out-dir", str(out)]
+    result = CliRunner().invoke(app, [*args, *(arg for kind in formats for arg in ("--format", kind))])
+    assert result.exit_code == 0, result.output
+    assert (out / "results.sqlite").is_file() and (out / "articles.csv").is_file()
+
+
+def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["export", str(_results(tmp_path)), "--out-dir", str(out), "--format", "csv,xml"])
+    assert result.exit_code == 2 and "unknown export format 'xml': use csv or sqlite" in result.stderr
+    assert not out.exists()

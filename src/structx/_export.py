@@ -13,11 +13,14 @@ an existing file is replaced only when asked.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -111,51 +114,108 @@ def _inside(directory: Path, name: str) -> Path:
     return target
 
 
-def _claim(target: Path, force: bool) -> Path:
-    """The temporary path to write ``target`` through; a stale one (even a symlink) is removed first."""
+def _output_directory(directory: Path) -> None:
+    """Create ``directory`` if need be; a UsageError naming it when it cannot hold the tables."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} exists and is not a directory; give a directory for the tables")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the directory {directory}: {exc.strerror}") from None
+    try:
+        # Trying is the only sure test: permission bits do not bind root, and
+        # some file systems refuse new files whatever the bits say.
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UsageError(f"the directory {directory} is not writable ({exc.strerror})") from None
+
+
+def _check_free(target: Path, force: bool) -> None:
     if (target.exists() or target.is_symlink()) and not force:
         raise UsageError(f"{target} exists; pass --force to replace it")
+
+
+def _partial(target: Path) -> Path:
+    """The temporary path to write ``target`` through; a stale one (even a symlink) is removed first."""
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     return partial
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _write_csv(target: Path, rows: list[dict[str, Any]], first: list[str]) -> None:
+    partial = _partial(target)
+    with partial.open("x", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=_columns(rows, first))
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(target)
+
+
+def _write_sqlite(target: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
+    partial = _partial(target)
+    db = sqlite3.connect(partial)
+    try:
+        with db:
+            for name, rows in tables.items():
+                columns = _columns(rows, _first_columns(name))
+                quoted = ", ".join(_quote(c) for c in columns)
+                db.execute(f"CREATE TABLE {_quote(name)} ({quoted})")
+                marks = ", ".join("?" for _ in columns)
+                db.executemany(
+                    f"INSERT INTO {_quote(name)} ({quoted}) VALUES ({marks})",
+                    ([row.get(c) for c in columns] for row in rows),
+                )
+    finally:
+        db.close()
+    partial.replace(target)
+
+
+def _first_columns(table: str) -> list[str]:
+    return _ARTICLE_COLUMNS if table == "articles" else ["article_id", "index", "grounded"]
+
+
 def export_tables(
     lines: list[dict[str, Any]], directory: Path, *, formats: Iterable[str], force: bool = False
 ) -> list[Path]:
-    """Write the results' tables into ``directory`` as ``csv`` files and/or a ``sqlite`` database."""
+    """Write the results' tables into ``directory`` as ``csv`` files and/or a ``sqlite`` database.
+
+    Every check (formats, the directory, tables that exist) is made before
+    the first table is written; a table that cannot be written raises a
+    UsageError naming it.
+    """
+    kinds = list(dict.fromkeys(formats))
+    unknown = [kind for kind in kinds if kind not in ("csv", "sqlite")]
+    if unknown:
+        raise UsageError(f"unknown export format {unknown[0]!r}: use csv or sqlite")
     tables = _tables(lines)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for kind in formats:
+    _output_directory(directory)
+    plan: list[tuple[Path, Callable[[Path], None]]] = []
+    for kind in kinds:
         if kind == "csv":
             for name, rows in tables.items():
-                target = _inside(directory, f"{name}.csv")
-                partial = _claim(target, force)
-                first = _ARTICLE_COLUMNS if name == "articles" else ["article_id", "index", "grounded"]
-                with partial.open("x", encoding="utf-8", newline="") as handle:
-                    writer = csv.DictWriter(handle, fieldnames=_columns(rows, first))
-                    writer.writeheader()
-                    writer.writerows(rows)
-                partial.replace(target)
-                written.append(target)
-        elif kind == "sqlite":
-            target = _inside(directory, "results.sqlite")
-            partial = _claim(target, force)
-            with sqlite3.connect(partial) as db:
-                for name, rows in tables.items():
-                    first = _ARTICLE_COLUMNS if name == "articles" else ["article_id", "index", "grounded"]
-                    columns = _columns(rows, first)
-                    quoted = ", ".join(f'"{c}"' for c in columns)
-                    db.execute(f'CREATE TABLE "{name}" ({quoted})')
-                    marks = ", ".join("?" for _ in columns)
-                    db.executemany(
-                        f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})',
-                        ([row.get(c) for c in columns] for row in rows),
+                plan.append(
+                    (
+                        _inside(directory, f"{name}.csv"),
+                        functools.partial(_write_csv, rows=rows, first=_first_columns(name)),
                     )
-            db.close()
-            partial.replace(target)
-            written.append(target)
+                )
         else:
-            raise UsageError(f"unknown export format {kind!r}: use csv or sqlite")
+            plan.append((_inside(directory, "results.sqlite"), functools.partial(_write_sqlite, tables=tables)))
+    for target, _ in plan:
+        _check_free(target, force)
+    written: list[Path] = []
+    for target, write in plan:
+        try:
+            write(target)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError):
+                _partial(target)  # removes what was begun
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UsageError(f"cannot write {target}: {reason}") from None
+        written.append(target)
     return written
