@@ -40,12 +40,16 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def _root(ctx: typer.Context) -> None:
     """structx: structured, evidence-grounded records from news articles.
 
-    Settings for `structx extract` can be pinned in ./structx.toml or under
-    [tool.structx] in ./pyproject.toml (e.g. model = "...", concurrency = 8);
-    options on the command line win.
+    Settings for `structx extract` can be pinned in structx.toml or under
+    [tool.structx] in pyproject.toml (e.g. model = "...", concurrency = 8),
+    found from the current folder upward to the project root; options on the
+    command line win.
     """
+    if ctx.invoked_subcommand != "extract":
+        return  # the settings are extract's: a broken file does not stop eval or export
+    extract = next(c.callback for c in app.registered_commands if c.callback and c.callback.__name__ == "extract")
     try:
-        settings = project_settings(Path.cwd(), ctx)
+        settings = project_settings(Path.cwd(), extract)
     except structx.UsageError as exc:
         fail(Console(stderr=True, highlight=False, soft_wrap=True), str(exc))
     if settings:
