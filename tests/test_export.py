@@ -107,3 +107,83 @@ def test_a_planted_partial_symlink_is_not_followed_and_link_columns_are_kept(tmp
     with (out / "visits.csv").open(encoding="utf-8") as handle:
         (row,) = list(csv.DictReader(handle))
     assert (row["article_id"], row["record_article_id"]) == ("A1", "X")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_root_records_own_fields_are_columns_of_articles(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    assert CliRunner().invoke(app, ["export", str(_results(tmp_path)), "--out-dir", str(out)]).exit_code == 0
+    articles = {row["article_id"]: row for row in _rows(out / "articles.csv")}
+    with sqlite3.connect(out / "results.sqlite") as db:
+        stored = dict(db.execute("SELECT article_id, title FROM articles").fetchall())
+    for stem in STEMS:
+        answer = seed_answer(stem)
+        for field in ("title", "outlet", "byline", "published"):
+            assert articles[stem][field] == (getattr(answer, field) or ""), (stem, field)
+        assert stored[stem] == answer.title
+    assert not any(name.startswith("record_") for name in articles[STEMS[0]])
+
+
+def test_a_schema_that_is_a_single_record_is_exported_whole(tmp_path: Path) -> None:
+    person = {
+        "name": "Esmail Qaani",
+        "age": 66,
+        "status": "commander",
+        "aliases": ["Qani"],
+        "home": {"city": "Mashhad"},
+    }
+    results = tmp_path / "people.jsonl"
+    results.write_text(
+        json.dumps({"id": "p1", "status": "ok", "records": person}) + "\n"
+        + json.dumps({"id": "p2", "status": "error", "error": {"type": "Refusal", "message": "no"}}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["export", str(results), "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in out.iterdir()) == ["articles.csv", "results.sqlite"]
+    first, second = _rows(out / "articles.csv")
+    assert (first["name"], first["age"], json.loads(first["aliases"]), json.loads(first["home"])) == (
+        "Esmail Qaani", "66", ["Qani"], {"city": "Mashhad"}
+    )  # fmt: skip
+    # The line's status keeps its column; the record's field of that name is kept beside it.
+    assert (first["status"], first["record_status"]) == ("ok", "commander")
+    assert (second["status"], second["name"]) == ("error", "")
+
+
+def test_the_articles_metadata_is_exported_with_the_article(tmp_path: Path) -> None:
+    meta = {"title": "Qaani in Baghdad", "url": "https://example.org/a", "published": "2021-06-01", "desk": "Iraq"}
+    line = {"id": "a", "status": "ok", "records": {"title": "Qaani in Baghdad", "meta_url": "clash", "visits": []},
+            "meta": meta}  # fmt: skip
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps(line) + "\n" + json.dumps({"id": "b", "status": "ok", "records": {}}) + "\n", "utf-8")
+    out = tmp_path / "tables"
+    assert CliRunner().invoke(app, ["export", str(results), "--out-dir", str(out)]).exit_code == 0
+    first, second = _rows(out / "articles.csv")
+    assert {key: first[f"meta_{key}"] for key in ("title", "published", "desk")} == {
+        "title": "Qaani in Baghdad", "published": "2021-06-01", "desk": "Iraq"
+    }  # fmt: skip
+    assert (first["meta_url"], first["meta_meta_url"]) == ("clash", "https://example.org/a")
+    assert second["meta_title"] == ""
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT meta_desk FROM articles WHERE article_id = 'a'").fetchone() == ("Iraq",)
+
+
+@pytest.mark.parametrize("formats", [["csv,sqlite"], ["csv", "sqlite"], [" sqlite , csv "]])
+def test_formats_can_be_listed_with_commas_or_repeated(tmp_path: Path, formats: list[str]) -> None:
+    out = tmp_path / "tables"
+    args = ["export", str(_results(tmp_path)), "--out-dir", str(out)]
+    result = CliRunner().invoke(app, [*args, *(arg for kind in formats for arg in ("--format", kind))])
+    assert result.exit_code == 0, result.output
+    assert (out / "results.sqlite").is_file() and (out / "articles.csv").is_file()
+
+
+def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["export", str(_results(tmp_path)), "--out-dir", str(out), "--format", "csv,xml"])
+    assert result.exit_code == 2 and "unknown export format 'xml': use csv or sqlite" in result.stderr
+    assert not out.exists()

@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from rapidfuzz import fuzz
 
-from structx._errors import InputError
+from structx._errors import InputError, SchemaError
+from structx._schemas import DEFAULT_SCHEMA_REF, load_schema, schema_fingerprint
 from structx._text import name_tokens, normalize
 from structx_schemas import ArticleExtraction
 
@@ -308,8 +310,25 @@ def _pair(predicted: list[Any], gold: list[Any], rules: TargetRules) -> list[tup
     return [(predicted[i], gold[j]) for j, i in sorted(owner.items(), key=lambda item: item[1])]
 
 
-def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtraction]) -> EvaluationReport:
-    """Score prediction lines (as ``structx extract`` writes them) against gold answers by article id."""
+def evaluate(
+    predictions: Iterable[dict[str, Any]],
+    gold: dict[str, ArticleExtraction],
+    *,
+    schema: type[BaseModel] | str = ArticleExtraction,
+) -> EvaluationReport:
+    """Score prediction lines (as ``structx extract`` writes them) against gold answers by article id.
+
+    ``schema`` is the schema the predictions were extracted with. Match rules
+    are declared for the bundled pack's ArticleExtraction only: any other
+    schema raises SchemaError; a prediction that does not fit it, InputError.
+    """
+    target = load_schema(schema)
+    if schema_fingerprint(target) != schema_fingerprint(ArticleExtraction):
+        name = schema if isinstance(schema, str) else schema.__qualname__
+        raise SchemaError(
+            f"structx eval scores the bundled schema pack only ({DEFAULT_SCHEMA_REF}, whose match rules are "
+            f"declared in structx/_evaluation.py); {name} has no match rules"
+        )
     report = EvaluationReport(excerpts={"exact": 0, "normalized": 0, "fuzzy": 0, "not_found": 0})
     seen: set[str] = set()
     for line in predictions:
@@ -324,7 +343,10 @@ def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtra
         report.articles_scored += 1
         predicted: ArticleExtraction | None = None
         if line.get("status") == "ok":
-            predicted = ArticleExtraction.model_validate(line["records"])
+            try:
+                predicted = ArticleExtraction.model_validate(line.get("records"))
+            except ValidationError as exc:
+                raise InputError(_not_the_bundled_schema(article_id, exc)) from None
             grounding = line.get("grounding") or {}
             for status, count in (grounding.get("excerpts") or {}).items():
                 report.excerpts[status] = report.excerpts.get(status, 0) + int(count)
@@ -338,6 +360,15 @@ def evaluate(predictions: Iterable[dict[str, Any]], gold: dict[str, ArticleExtra
         report.articles_missing.append(article_id)
         score_article(None, gold[article_id], report)
     return report
+
+
+def _not_the_bundled_schema(article_id: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "records"
+    return (
+        f"the prediction for {article_id!r} is not an {ArticleExtraction.__name__} ({where}: {first['msg']}): "
+        f"was it extracted with another schema? structx eval scores the bundled pack ({DEFAULT_SCHEMA_REF}) only"
+    )
 
 
 def load_gold(directory: Path) -> dict[str, ArticleExtraction]:
@@ -356,6 +387,8 @@ def load_gold(directory: Path) -> dict[str, ArticleExtraction]:
         article_id = relative.with_suffix("").as_posix()
         try:
             gold[article_id] = ArticleExtraction.model_validate_json(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read it: {exc.strerror}", path=path) from None
         except ValueError as exc:
             raise InputError(f"not a valid gold answer: {exc}", path=path) from None
     if not gold:
@@ -369,6 +402,10 @@ def load_predictions(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", path=path) from None
     lines = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():

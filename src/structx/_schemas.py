@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from instructor.v2.validation.async_validators import reject_async_validators
-from pydantic import BaseModel
+from pydantic import BaseModel, PydanticUndefinedAnnotation, PydanticUserError
 
 from structx._errors import SchemaError
 
@@ -28,7 +28,7 @@ def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
     """
     if isinstance(ref, type):
         if issubclass(ref, BaseModel):
-            return without_async_validators(ref)
+            return without_async_validators(_complete(ref))
         raise SchemaError(f"{ref.__qualname__} is not a pydantic model")
     module_ref, sep, attr = ref.rpartition(":")
     if not sep or not module_ref or not attr:
@@ -43,7 +43,24 @@ def load_schema(ref: str | type[BaseModel]) -> type[BaseModel]:
     target = getattr(module, attr, None)
     if not (isinstance(target, type) and issubclass(target, BaseModel)):
         raise SchemaError(f"{module_ref} has no pydantic model named {attr!r}")
-    return without_async_validators(target)
+    return without_async_validators(_complete(target))
+
+
+@lru_cache(maxsize=64)
+def _complete(schema: type[BaseModel]) -> type[BaseModel]:
+    """``schema``, or a SchemaError if pydantic cannot build it (an annotation naming nothing, say).
+
+    pydantic defers a class whose annotations it cannot resolve yet and fails
+    only when it is first used: that would fail every article, not the run.
+    """
+    try:
+        if not schema.__pydantic_complete__:
+            schema.model_rebuild(raise_errors=True)
+        schema.model_json_schema()
+    except (PydanticUndefinedAnnotation, PydanticUserError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise SchemaError(f"schema {schema.__qualname__} cannot be built: {reason}") from None
+    return schema
 
 
 @lru_cache(maxsize=64)

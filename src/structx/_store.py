@@ -61,7 +61,13 @@ class RunStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"not a structx run database ({exc})", path=path) from None
+            # OperationalError: SQLite could not open or write the file (a missing or read-only directory, say)
+            problem = (
+                "cannot open the run database"
+                if isinstance(exc, sqlite3.OperationalError)
+                else "not a structx run database"
+            )
+            raise InputError(f"{problem} ({exc})", path=path) from None
         self._lock = threading.Lock()
 
     def finished(self, key: str) -> tuple[str, dict[str, Any]] | None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import structx
-from structx._cli._app import app, fail
+from structx._cli._app import app, directory_problem, fail
 
 __all__ = ["evaluate"]
 
@@ -23,15 +25,30 @@ def evaluate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the full report as JSON here.", show_default=False)
     ] = None,
+    schema: Annotated[
+        str,
+        typer.Option(help="The schema the predictions were extracted with: only the bundled pack has match rules."),
+    ] = structx.DEFAULT_SCHEMA_REF,
 ) -> None:
     """Score predictions against gold answers: P/R/F1 per record type and key field, and the grounding rate."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if json_out is not None:
+        _check_writable(console, json_out)
     try:
-        report = structx.evaluate(structx.load_predictions(predictions), structx.load_gold(gold))
+        lines, answers = structx.load_predictions(predictions), structx.load_gold(gold)
+        report = structx.evaluate(lines, answers, schema=schema)
+    except structx.InputError as exc:
+        fail(console, str(exc) if exc.path is not None else f"{predictions}: {exc}")
     except structx.UsageError as exc:
         fail(console, str(exc))
+    if json_out is not None:
+        # Written before anything is printed: a report that cannot be saved is said at once.
+        try:
+            json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail(console, f"--json {json_out}: cannot write it: {exc.strerror}")
     out = Console(highlight=False, soft_wrap=True)
-    table = Table(title=f"{predictions} against {gold} ({report.articles_scored} articles)")
+    table = Table(title=Text(f"{predictions} against {gold} ({report.articles_scored} articles)"))
     for column in ("target", "field", "P", "R", "F1", "TP", "FP", "FN"):
         table.add_column(column, justify="left" if column in ("target", "field") else "right")
     for name, target in report.targets.items():
@@ -69,5 +86,14 @@ def evaluate(
         )
     if report.predictions_without_gold:
         out.print(f"predictions without gold, not scored: {', '.join(report.predictions_without_gold)}", markup=False)
-    if json_out is not None:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _check_writable(console: Console, target: Path) -> None:
+    """Fail now, before any scoring, when the report could not be written to ``target``."""
+    if target.is_dir():
+        fail(console, f"--json {target} is a directory; give a file name")
+    problem = directory_problem(target.parent)
+    if problem is not None:
+        fail(console, f"--json {target}: {problem}")
+    if target.exists() and not os.access(target, os.W_OK):
+        fail(console, f"--json {target} is not writable")

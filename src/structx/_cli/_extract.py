@@ -19,7 +19,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import structx
-from structx._cli._app import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, app, configure_logging, fail
+from structx._cli._app import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    app,
+    configure_logging,
+    directory_problem,
+    fail,
+)
 
 __all__ = ["extract"]
 
@@ -116,7 +124,7 @@ def extract(
         fail(console, str(exc))
     store = _open_store(console, out, force=force)
     if config.uses_embedded_model and not quiet:
-        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
+        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow", markup=False)
 
     summary = structx.BatchSummary()
     started = time.perf_counter()
@@ -178,6 +186,7 @@ def extract(
             f"interrupted: {summary.ok + summary.failed} articles finished and were kept; "
             "run the same command again to resume",
             style="yellow",
+            markup=False,
         )
 
     if not quiet:
@@ -193,6 +202,9 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
         return None
     if out.is_dir():
         fail(console, f"--out {out} is a directory; give a file name")
+    problem = directory_problem(out.parent)
+    if problem is not None:
+        fail(console, f"--out {out}: {problem}")
     database = out.with_name(out.name + ".structx.sqlite")
     for suffix in ("", "-wal", "-shm", "-journal"):
         path = database.with_name(database.name + suffix)
