@@ -91,7 +91,9 @@ class ArticleOutcome:
 class BatchSummary:
     """Totals over a batch, built from the outcomes' lines.
 
-    Resumed outcomes count as articles; tokens and requests count this run's only.
+    Resumed outcomes count as articles; tokens, requests and cached answers count this run's only.
+    ``records`` are those kept in the lines (``ungrounded_records`` among them);
+    ``dropped_records`` were removed by the ``drop`` grounding policy.
     """
 
     ok: int = 0
@@ -101,7 +103,10 @@ class BatchSummary:
     usage: Usage = field(default_factory=Usage)
     records: int = 0
     ungrounded_records: int = 0
+    dropped_records: int = 0
     requests: int = 0
+    #: Model answers served from the response cache instead of the endpoint.
+    cached: int = 0
 
     def add(self, outcome: ArticleOutcome) -> None:
         line = outcome.to_json()
@@ -116,9 +121,12 @@ class BatchSummary:
             usage = line.get("usage") or {}
             self.usage = self.usage + Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             self.requests += int(line.get("requests", 0))
+            self.cached += int(line.get("cached", 0))
         grounding = (line.get("grounding") or {}).get("records") or []
-        self.records += len(grounding)
-        self.ungrounded_records += sum(not record["grounded"] for record in grounding)
+        kept = [record for record in grounding if not record.get("dropped")]
+        self.records += len(kept)
+        self.ungrounded_records += sum(not record["grounded"] for record in kept)
+        self.dropped_records += len(grounding) - len(kept)
 
 
 async def aextract_many(

@@ -34,7 +34,7 @@ _EMBEDDED_NOTICE = (
 def extract(
     paths: Annotated[list[Path], typer.Argument(help="Article files or directories of them.", show_default=False)],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write JSON lines here (default: standard output).")
+        Path | None, typer.Option("--out", "-o", help="Write JSON lines here ('-' or none: standard output).")
     ] = None,
     schema: Annotated[
         str,
@@ -81,6 +81,8 @@ def extract(
     """
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     configure_logging(verbose)
+    if out is not None and str(out) == "-":
+        out = None
     try:
         target = structx.load_schema(schema)
         config = structx.Config.from_env(
@@ -153,6 +155,7 @@ def extract(
                 )
                 async for outcome in batch:
                     sink.write(outcome.to_json_line() + "\n")
+                    sink.flush()  # each line is visible as soon as its article is done
                     summary.add(outcome)
                     _report(console, outcome, verbose)
                     if bar is not None and task is not None:
@@ -191,8 +194,9 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
         path = database.with_name(database.name + suffix)
         if path.is_symlink():  # SQLite would write wherever it points
             fail(console, f"{path} is a symbolic link; structx does not write through links")
-    if out.exists() and not database.exists() and not force:
-        fail(console, f"{out} exists and was not written by a structx run; pass --force to overwrite it")
+    for path in (out, _partial(out)):
+        if path.exists() and not database.exists() and not force:
+            fail(console, f"{path} exists and was not written by a structx run; pass --force to overwrite it")
     try:
         return structx.RunStore(database)
     except structx.InputError as exc:
@@ -229,24 +233,30 @@ def _dry_run(
         out.print_json(json.dumps(request, ensure_ascii=False))
 
 
+def _partial(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
 @contextlib.contextmanager
 def _output(out: Path | None) -> Iterator[TextIO]:
-    """Standard output, or ``out`` written whole or not at all (a temporary file, then a rename)."""
+    """Standard output, or ``out`` replaced whole at the end.
+
+    Lines go to ``OUT.partial`` as articles finish, so a run's progress can be
+    read there; when the run ends that file is renamed to ``out``. A run killed
+    midway leaves it in place (the run database also holds every finished
+    article, and the next run starts it afresh).
+    """
     if out is None:
         yield sys.stdout
         return
-    partial = out.with_name(f".{out.name}.partial")
+    partial = _partial(out)
     try:
         partial.unlink(missing_ok=True)  # a stale one, or a symlink planted there, is not followed
         handle = partial.open("x", encoding="utf-8")
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
-    try:
-        with handle:
-            yield handle
-    except BaseException:
-        partial.unlink(missing_ok=True)  # the run database still holds every finished article
-        raise
+    with handle:
+        yield handle
     partial.replace(out)
 
 
@@ -299,10 +309,11 @@ def _print_summary(
         f"{total} articles: {summary.ok} ok, {summary.failed} failed"
         + (f" ({failed})" if failed else "")
         + (f", {summary.resumed} from an earlier run" if summary.resumed else "")
-        + f"; {summary.records} records, {summary.ungrounded_records} ungrounded"
+        + f"; {summary.records} records, {summary.ungrounded_records} ungrounded, {summary.dropped_records} dropped"
         + f"; {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion tokens"
         + (f" (about ${cost:,.4f} at list prices)" if cost is not None else "")
-        + f"; {summary.requests} requests; {seconds:.1f} s, {rate:.1f} articles/min"
+        + f"; {summary.requests} requests; {summary.cached} answers from the cache"
+        + f"; {seconds:.1f} s, {rate:.1f} articles/min"
         + (f"; wrote {out}" if out is not None else ""),
         markup=False,
     )
