@@ -106,7 +106,7 @@ def test_dry_run_sends_nothing_and_shows_the_request(tmp_path: Path) -> None:
         assert server.requests == []
     assert result.exit_code == 0
     assert "a0: " in result.stdout and "a1: " in result.stdout and "a2: " not in result.stdout
-    assert "2 articles; nothing was sent." in result.stdout
+    assert "2 articles, 2 requests, about " in result.stdout and "; nothing was sent." in result.stdout
     assert '"role": "system"' in result.stdout and not (tmp_path / "o.jsonl").exists()
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from structx._api import Client, aextract, extract
     from structx._backend import Endpoint
-    from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many
+    from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
     from structx._config import Config, GroundingPolicy, StructuredOutput
     from structx._documents import html_to_text, iter_article_files, iter_articles, read_article
     from structx._errors import (
@@ -110,6 +110,7 @@ __all__ = [
     "html_to_text",
     "iter_article_files",
     "iter_articles",
+    "iter_batch_articles",
     "load_gold",
     "load_predictions",
     "load_prices",
@@ -124,7 +125,7 @@ __all__ = [
 _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._api": ("Client", "aextract", "extract"),
     "structx._backend": ("Endpoint",),
-    "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many"),
+    "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
     "structx._config": ("Config", "GroundingPolicy", "StructuredOutput"),
     "structx._documents": ("html_to_text", "iter_article_files", "iter_articles", "read_article"),
     "structx._errors": (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -52,9 +53,28 @@ from structx._errors import (
 )
 from structx._models import Usage
 
-__all__ = ["Backend", "CallTally", "Endpoint", "ResponseCache", "adapt_response_format"]
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = [
+    "UNRESOLVED_MODEL",
+    "Backend",
+    "CallTally",
+    "Endpoint",
+    "ResponseCache",
+    "adapt_response_format",
+    "request_log",
+]
 
 logger = logging.getLogger("structx")
+#: Each HTTP request and response as a JSON line, keys scrubbed, at DEBUG level
+#: (``structx extract --log-requests FILE`` writes them to FILE).
+request_log = logging.getLogger("structx.requests")
+# Headers whose values are replaced by *** in the request log.
+_SECRET_HEADER_PARTS = ("auth", "key", "token", "secret", "cookie", "session")
+
+#: The model of an endpoint resolved without asking it which models it serves.
+UNRESOLVED_MODEL = "<the first model GET /models lists>"
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 # A placeholder key for local servers that ignore authentication; the openai
@@ -149,9 +169,19 @@ class Backend:
         self._base_url = base_url or config.resolved_base_url()
         self._api_key = config.api_key or _NO_KEY
         self._gate = _RateLimitGate()
+        self._exchanges = itertools.count(1)
         # Both clients are made up front: cheap, and no lazy creation to race on.
         # max_retries=0: tenacity below is the only retry layer.
-        self._sync = OpenAI(base_url=self._base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0)
+        self._sync = OpenAI(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            timeout=config.timeout,
+            max_retries=0,
+            default_headers=dict(config.headers),
+            http_client=openai.DefaultHttpxClient(
+                event_hooks={"request": [self._log_request], "response": [self._log_response]}
+            ),
+        )
         self._async = self._new_async_client()
 
     # -- clients -----------------------------------------------------------
@@ -171,11 +201,62 @@ class Backend:
 
     def _new_async_client(self) -> AsyncOpenAI:
         config = self._config
-        return AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0)
+        return AsyncOpenAI(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            timeout=config.timeout,
+            max_retries=0,
+            default_headers=dict(config.headers),
+            http_client=openai.DefaultAsyncHttpxClient(
+                event_hooks={"request": [self._alog_request], "response": [self._alog_response]}
+            ),
+        )
+
+    # -- the request log -------------------------------------------------------
+
+    def _log_request(self, request: httpx2.Request) -> None:
+        if not request_log.isEnabledFor(logging.DEBUG):
+            return
+        exchange = next(self._exchanges)
+        request.extensions["structx_exchange"] = exchange
+        headers = {
+            name: "***" if any(part in name.lower() for part in _SECRET_HEADER_PARTS) else value
+            for name, value in request.headers.items()
+        }
+        self._log(exchange, "request", request, headers=headers, body=_body(request.content))
+
+    def _log_response(self, response: httpx2.Response) -> None:
+        if request_log.isEnabledFor(logging.DEBUG):
+            response.read()
+            self._log_answer(response)
+
+    async def _alog_request(self, request: httpx2.Request) -> None:
+        self._log_request(request)
+
+    async def _alog_response(self, response: httpx2.Response) -> None:
+        if request_log.isEnabledFor(logging.DEBUG):
+            await response.aread()
+            self._log_answer(response)
+
+    def _log_answer(self, response: httpx2.Response) -> None:
+        request = response.request
+        exchange = request.extensions.get("structx_exchange")
+        self._log(exchange, "response", request, status=response.status_code, body=_body(response.content))
+
+    def _log_failure(self, exc: openai.APIConnectionError) -> None:
+        if request_log.isEnabledFor(logging.DEBUG):
+            request = exc.request
+            cause = exc.__cause__ or exc
+            error = f"{type(exc).__name__} ({type(cause).__name__}: {cause})"
+            self._log(request.extensions.get("structx_exchange"), "no response", request, error=error)
+
+    def _log(self, exchange: object, event: str, request: httpx2.Request, **fields: Any) -> None:
+        entry = {"exchange": exchange, "event": event, "method": request.method, "url": redact_url(str(request.url))}
+        request_log.debug(self.scrub(json.dumps({**entry, **fields}, ensure_ascii=False)))
 
     # -- endpoint resolution ------------------------------------------------
 
-    def resolve(self, *, embedded_model: str | None = None) -> Endpoint:
+    def resolve(self, *, embedded_model: str | None = None, probe: bool = True) -> Endpoint:
         """Decide the model and the structured-output mode for this endpoint.
 
         An explicit mode wins. Otherwise: the embedded server and llama.cpp
@@ -183,6 +264,9 @@ class Backend:
         server gets ``json_schema``. Servers are told apart by ``GET /models``
         (llama-cpp-python reports ``owned_by: "me"``, llama-server
         ``"llamacpp"``, vLLM ``"vllm"``, Ollama ``"library"``/``"ollama"``).
+        With ``probe=False`` nothing is sent: a server that would be asked is
+        taken for a generic one, and a model it would name is left as
+        :data:`UNRESOLVED_MODEL`.
         """
         config = self._config
         model = config.model
@@ -194,6 +278,9 @@ class Backend:
             model = model or DEFAULT_OPENAI_MODEL
         elif model is not None and config.structured_output is not StructuredOutput.AUTO:
             server, reason = "openai-compatible", "set in the configuration"
+        elif not probe:
+            server, reason = "openai-compatible", "assumed without asking GET /models"
+            model = model or UNRESOLVED_MODEL
         else:
             server, served = self._probe()
             reason = f"GET /models reports a {server} server"
@@ -297,7 +384,7 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         await asyncio.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json(self.scrub):
+                    with _body_must_be_json(self.scrub), self._logged_failure():
                         completion = await self._async.chat.completions.create(**kwargs)
                     return cast(ChatCompletion, _as_completion(completion, self.scrub))
         except openai.OpenAIError as exc:
@@ -311,7 +398,7 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         time.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json(self.scrub):
+                    with _body_must_be_json(self.scrub), self._logged_failure():
                         return _as_completion(send(), self.scrub)
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
@@ -380,6 +467,14 @@ class Backend:
             return error
         return InvalidResponse(f"{where} sent an answer structx cannot read: {self.scrub(str(exc))}")
 
+    @contextlib.contextmanager
+    def _logged_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except openai.APIConnectionError as exc:  # no response to log: say what became of the request
+            self._log_failure(exc)
+            raise
+
     def scrub(self, text: str) -> str:
         """``text`` with the API key replaced by ``***``."""
         key = self._config.api_key
@@ -398,6 +493,15 @@ def _body_must_be_json(scrub: Callable[[str], str]) -> Iterator[None]:
         body = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).strip()
         shown = repr(scrub(body)[:120]) if body else "an empty body"
         raise InvalidResponse(f"the endpoint answered with a body that is not JSON: {shown}") from None
+
+
+def _body(content: bytes) -> Any:
+    """A logged body: its JSON when it is JSON, else its text."""
+    text = content.decode("utf-8", "replace")
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return text
 
 
 def _as_completion(value: Any, scrub: Callable[[str], str]) -> Any:

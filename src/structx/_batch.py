@@ -24,7 +24,7 @@ from structx._models import Article, Result, Usage
 from structx._schemas import load_schema
 from structx._store import RunStore, result_key
 
-__all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many"]
+__all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"]
 
 logger = logging.getLogger("structx")
 
@@ -158,7 +158,7 @@ async def aextract_many(
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
-    items = _once_each(iter_articles(articles))
+    items = iter_batch_articles(articles)
     running: set[asyncio.Task[ArticleOutcome]] = set()
 
     def refill() -> None:
@@ -229,6 +229,19 @@ def extract_many(
                 loop, stop = loop_ready.get(timeout=5)
                 loop.call_soon_threadsafe(stop.set)
         worker.join()
+
+
+def iter_batch_articles(
+    sources: Iterable[Article | InputError | Path | str],
+) -> Iterator[Article | InputError]:
+    """The articles a batch over ``sources`` extracts, in order, each once and under an id of its own.
+
+    What :func:`aextract_many` reads: :func:`iter_articles`, then the same
+    article (same id and text) named twice is kept once, and a different
+    text under an id already taken becomes ``<id>~<first 8 characters of its
+    content hash>``.
+    """
+    return _once_each(iter_articles(sources))
 
 
 def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | InputError]:

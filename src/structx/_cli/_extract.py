@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 
@@ -32,6 +32,7 @@ _EMBEDDED_NOTICE = (
 
 @app.command()
 def extract(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Article files or directories of them.", show_default=False)],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write JSON lines here ('-' or none: standard output).")
@@ -60,7 +61,36 @@ def extract(
         typer.Option(help="Split longer articles into overlapping chunks of this many characters (0: never).", min=0),
     ] = 12_000,
     max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of every model call.", min=0.0)] = 0.0,
     timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
+    max_retries: Annotated[
+        int, typer.Option(help="Transport retries of a failed HTTP request (timeouts, 408, 409, 429, 5xx).", min=0)
+    ] = 4,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="API key (default: OPENAI_API_KEY). Other users can see it in the process list: prefer --api-key-env.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", metavar="NAME", help="Read the API key from this environment variable."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", metavar="NAME=VALUE", help="An HTTP header sent with every request; repeat for more."),
+    ] = None,
+    log_requests: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-requests",
+            metavar="FILE",
+            help="Append every HTTP request and response body to FILE as JSON lines (API key and "
+            "authorization headers replaced by ***).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the endpoint and each article.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     limit: Annotated[int | None, typer.Option(help="Stop after this many articles.", min=1)] = None,
@@ -83,9 +113,13 @@ def extract(
     configure_logging(verbose)
     if out is not None and str(out) == "-":
         out = None
+    if api_key is not None and api_key_env is not None:
+        fail(console, "give --api-key or --api-key-env, not both")
     try:
         target = structx.load_schema(schema)
         config = structx.Config.from_env(
+            api_key_env=api_key_env,
+            api_key=api_key,
             base_url=base_url,
             model=model,
             structured_output=structured_output,
@@ -94,7 +128,10 @@ def extract(
             chunk_chars=chunk_chars or None,
             chunk_overlap=min(1_000, chunk_chars // 4),
             max_tokens=max_tokens,
+            temperature=temperature,
             timeout=timeout,
+            max_retries=max_retries,
+            headers=_parse_headers(header or []),
         )
         files = list(structx.iter_article_files(paths))
     except structx.UsageError as exc:
@@ -102,7 +139,8 @@ def extract(
     if not files:
         fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
 
-    articles = itertools.islice(structx.iter_articles(files), limit)
+    # Each article once, under the id the run gives it, so that --limit and --dry-run count what the run does.
+    articles = itertools.islice(structx.iter_batch_articles(files), limit)
     if dry_run:
         _dry_run(articles, target, config)
         raise typer.Exit(EXIT_OK)
@@ -111,6 +149,8 @@ def extract(
     except structx.UsageError as exc:
         fail(console, str(exc))
     store = _open_store(console, out, force=force)
+    if log_requests is not None:
+        ctx.call_on_close(_log_requests_to(console, log_requests))
     if config.uses_embedded_model and not quiet:
         console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow")
 
@@ -183,6 +223,37 @@ def extract(
     raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
 
 
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for number, value in enumerate(values, start=1):
+        name, sep, content = value.partition("=")
+        if not sep or not name.strip():
+            # The value is not shown: it may hold a secret.
+            raise structx.ConfigError(f"--header number {number} is not NAME=VALUE (e.g. --header X-Team=news)")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _log_requests_to(console: Console, path: Path) -> Callable[[], None]:
+    """Send the backend's request log (one JSON line per request and response) to ``path``; returns the undo."""
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        fail(console, f"--log-requests {path}: cannot write ({exc.strerror})")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("structx.requests")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG)
+    log.propagate = False  # bodies go to the file only, never to the terminal
+
+    def stop_logging() -> None:
+        log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)
+        handler.close()
+
+    return stop_logging
+
+
 def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.RunStore | None:
     """The run database beside ``out``; refuses to overwrite an output that no run of ours wrote."""
     if out is None:
@@ -207,30 +278,42 @@ def _dry_run(
     articles: Iterable[structx.Article | structx.InputError], target: type[Any], config: structx.Config
 ) -> None:
     out = Console(highlight=False, soft_wrap=True)
-    first: structx.Article | None = None
-    # About four characters a token for English text; the schema goes with every request.
-    schema_tokens = len(json.dumps(target.model_json_schema())) // 4
-    count = 0
-    for item in articles:
-        count += 1
-        if isinstance(item, structx.InputError):
-            out.print(f"{item.article_id}: would fail: {item.reason}", markup=False)
-            continue
-        first = first or item
-        estimate = len(item.text) // 4 + schema_tokens
-        out.print(f"{item.id}: {len(item.text):,} characters, about {estimate:,} prompt tokens", markup=False)
-    out.print(f"{count} articles; nothing was sent.", markup=False)
+    first: tuple[str, dict[str, Any]] | None = None
+    count = requests = tokens = 0
+    with structx.Client(config) as client:
+        for item in articles:
+            count += 1
+            if isinstance(item, structx.InputError):
+                out.print(f"{item.article_id}: would fail: {item.reason}", markup=False)
+                continue
+            # Every chunk's request carries the instructions and the schema again.
+            bodies = client.request_bodies(item, target)
+            estimate = sum(_prompt_tokens(body) for body in bodies)
+            requests, tokens = requests + len(bodies), tokens + estimate
+            first = first or (item.id, bodies[0])
+            out.print(
+                f"{item.id}: {len(item.text):,} characters, {len(bodies)} request(s), about {estimate:,} prompt tokens",
+                markup=False,
+            )
+    out.print(f"{count} articles, {requests} requests, about {tokens:,} prompt tokens; nothing was sent.", markup=False)
     if first is not None:
-        mode = config.structured_output
-        request = {
-            "model": config.model or "(resolved when the run starts)",
-            "structured_output": mode.value,
-            "messages": structx.build_messages(
-                first, target, include_schema=mode is not structx.StructuredOutput.TOOLS
-            ),
-        }
-        out.print(f"The request for {first.id}:", markup=False)
-        out.print_json(json.dumps(request, ensure_ascii=False))
+        article_id, body = first
+        if config.base_url is not None and (config.model is None or config.structured_output == "auto"):
+            out.print(
+                "The run asks GET /models for the model and the structured-output mode left unset; "
+                "this body assumes a server that is neither OpenAI nor llama.cpp.",
+                markup=False,
+            )
+        out.print(f"The body of the first request for {article_id}:", markup=False)
+        out.print(json.dumps(body, ensure_ascii=False, indent=2), markup=False)
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """About four characters a token for English text, over all that is sent: instructions, article, schema."""
+    messages = body.get("messages") or []
+    rest = {key: value for key, value in body.items() if key != "messages"}
+    text = sum(len(str(message.get("content") or "")) for message in messages) + len(json.dumps(rest))
+    return text // 4
 
 
 def _partial(out: Path) -> Path:
