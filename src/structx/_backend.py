@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import itertools
 import json
@@ -19,7 +20,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -45,6 +47,7 @@ from structx._errors import (
     EndpointTimeout,
     EndpointUnreachable,
     ExtractionError,
+    Interrupted,
     InvalidResponse,
     QuotaExceeded,
     RateLimited,
@@ -61,8 +64,10 @@ __all__ = [
     "Backend",
     "CallTally",
     "Endpoint",
+    "Halt",
     "ResponseCache",
     "adapt_response_format",
+    "halting",
     "request_log",
 ]
 
@@ -122,6 +127,8 @@ class CallTally:
     last_completion: str | None = None
     #: When the extraction began (time.monotonic()); the retry budget counts from here.
     started: float = field(default_factory=time.monotonic)
+    #: The failure the next transport retry is for, as it would be reported.
+    retrying_after: str = ""
 
     def record(self, completion: ChatCompletion) -> None:
         self.attempts += 1
@@ -144,6 +151,85 @@ class CallTally:
         error.usage = self.usage
         error.last_completion = self.last_completion
         return error
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """When the async requests of a batch stop (see :func:`halting`).
+
+    Once ``stop`` is set, no request begins (a retry, a re-ask, a next chunk)
+    and waits between retries end; requests in flight go on. Once ``cancel``
+    is set, requests in flight are abandoned as well. Either ends the
+    extraction with :class:`Interrupted`.
+    """
+
+    stop: asyncio.Event | None = None
+    cancel: asyncio.Event | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return any(event.is_set() for event in (self.stop, self.cancel) if event is not None)
+
+
+_HALT: ContextVar[Halt | None] = ContextVar("structx_halt", default=None)
+
+
+def halting(halt: Halt) -> contextvars.Context:
+    """A copy of the current context in which the backend's async requests obey ``halt``.
+
+    Run each task of a batch in a copy of it (``loop.create_task(coro, context=context.copy())``).
+    """
+    context = contextvars.copy_context()
+    context.run(_HALT.set, halt)
+    return context
+
+
+async def _first_set(events: list[asyncio.Event], timeout: float | None) -> bool:
+    """Whether one of ``events`` is set within ``timeout`` seconds (None: wait for one)."""
+    if any(event.is_set() for event in events):
+        return True
+    if not events:
+        await asyncio.sleep(timeout or 0)
+        return False
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
+
+
+async def _pause(seconds: float, halt: Halt | None, why: Callable[[], str]) -> None:
+    """Sleep ``seconds``, unless the batch stops first: then raise :class:`Interrupted`."""
+    if halt is None:
+        await asyncio.sleep(seconds)
+        return
+    events = [event for event in (halt.stop, halt.cancel) if event is not None]
+    if await _first_set(events, seconds):
+        raise Interrupted(why())
+
+
+async def _unless_cancelled(halt: Halt | None, request: Awaitable[Any]) -> Any:
+    """Await ``request``, abandoning it as :class:`Interrupted` once the batch is cancelled."""
+    if halt is None or halt.cancel is None:
+        return await request
+    sending = asyncio.ensure_future(request)
+    cancelled = asyncio.ensure_future(halt.cancel.wait())
+    try:
+        await asyncio.wait([sending, cancelled], return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this task itself was cancelled: the request goes with it
+        sending.cancel()
+        raise
+    finally:
+        cancelled.cancel()
+    if sending.done():
+        return sending.result()
+    sending.cancel()
+    await asyncio.wait([sending])  # its connection is closed before the article's line is written
+    if not sending.cancelled():
+        sending.exception()  # retrieved, so that asyncio does not report it as lost
+    raise Interrupted("cancelled while its request was in flight")
 
 
 def adapt_response_format(kwargs: dict[str, Any], mode: StructuredOutput) -> dict[str, Any]:
@@ -378,17 +464,30 @@ class Backend:
         tally.pending_cache.clear()
 
     async def _acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
+        # A batch that is stopping sends nothing new and waits for nothing more; see Halt.
+        halt = _HALT.get()
+
+        def before_retry() -> str:
+            return f"stopped before retrying after {tally.retrying_after}"
+
+        async def sleep(seconds: float) -> None:
+            await _pause(seconds, halt, before_retry)
+
         try:
-            async for attempt in AsyncRetrying(**self._retry_args(tally)):
+            async for attempt in AsyncRetrying(**self._retry_args(tally), sleep=sleep):
                 with attempt:
                     if (pause := self._gate.remaining(tally)) > 0:
-                        await asyncio.sleep(pause)
+                        await _pause(pause, halt, lambda: "stopped while waiting out a rate limit")
+                    if halt is not None and halt.stopped:
+                        raise Interrupted("stopped before its next request")
                     tally.requests += 1
                     with _body_must_be_json(self.scrub), self._logged_failure():
-                        completion = await self._async.chat.completions.create(**kwargs)
+                        completion = await _unless_cancelled(halt, self._async.chat.completions.create(**kwargs))
                     return cast(ChatCompletion, _as_completion(completion, self.scrub))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
+        except Interrupted as exc:
+            raise tally.attach(exc) from None
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _with_retries(self, tally: CallTally, send: Callable[[], Any]) -> Any:
@@ -425,6 +524,9 @@ class Backend:
         ``retry_initial_wait * 2**(n-1)``, capped at ``retry_max_wait``.
         """
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, openai.OpenAIError):
+            error = self._to_structx_error(exc)
+            tally.retrying_after = f"{type(error).__name__}: {error}"
         wait = _retry_after_seconds(exc)
         if wait is None:
             config = self._config

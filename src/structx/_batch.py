@@ -18,8 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from structx._api import Client
+from structx._backend import Halt, halting
 from structx._documents import iter_articles
-from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
+from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError, Interrupted
 from structx._models import Article, Result, Usage
 from structx._schemas import load_schema
 from structx._store import RunStore, result_key
@@ -138,6 +139,7 @@ async def aextract_many(
     store: RunStore | None = None,
     redo: Literal["failed", "all"] | None = None,
     stop: asyncio.Event | None = None,
+    cancel: asyncio.Event | None = None,
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
@@ -153,19 +155,28 @@ async def aextract_many(
     outcome comes back, marked ``resumed``), except errors when ``redo`` is
     ``"failed"`` and everything when it is ``"all"``.
 
-    Once ``stop`` is set, no new article starts; those already running finish.
+    Once ``stop`` is set, no new article starts and no new request is sent:
+    requests in flight may finish (within the timeout), and an article that
+    needs another one (a transport retry, a re-ask, its next chunk) ends as
+    :class:`Interrupted`. Once ``cancel`` is set, requests in flight are
+    abandoned too and their articles end as :class:`Interrupted`. Interrupted
+    articles are not stored: a later run with the same store extracts them.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
     items = iter_batch_articles(articles)
     running: set[asyncio.Task[ArticleOutcome]] = set()
+    halt = Halt(stop, cancel)
+    context = halting(halt)  # what each article's requests check
+    loop = asyncio.get_running_loop()
 
     def refill() -> None:
-        if stop is not None and stop.is_set():
+        if halt.stopped:
             return
         for item in itertools.islice(items, concurrency - len(running)):
-            running.add(asyncio.ensure_future(_extract_one(item, client, schema, store, redo)))
+            task = _extract_one(item, client, schema, store, redo)
+            running.add(loop.create_task(task, context=context.copy()))  # a copy each: tasks set variables
 
     refill()
     try:
@@ -191,8 +202,9 @@ def extract_many(
 ) -> Iterator[ArticleOutcome]:
     """Sync twin of :func:`aextract_many`: runs it on an event loop of its own thread.
 
-    Leaving the loop early (``break``, an exception) stops new work the way
-    Ctrl-C does: articles in flight finish and are stored, then the thread ends.
+    Leaving the loop early (``break``, an exception) sets ``stop`` as Ctrl-C
+    does: no new article or request, the requests in flight finish and their
+    articles are stored, then the thread ends.
     """
     outcomes: queue.Queue[ArticleOutcome | BaseException | None] = queue.Queue()
     consumer_gone = threading.Event()
@@ -297,7 +309,8 @@ async def _extract_one(
             item.id, line.get("source", ""), "ok" if status == "ok" else "error", resumed=True, stored=line
         )
     outcome = await _extract(item, client, schema)
-    store.save(key, item.id, outcome.status, outcome.to_json())
+    if not isinstance(outcome.error, Interrupted):  # unfinished: the next run does it again
+        store.save(key, item.id, outcome.status, outcome.to_json())
     return outcome
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, Literal, TextIO
 
 import typer
@@ -158,7 +159,7 @@ def extract(
     started = time.perf_counter()
     cache = None if no_cache else store
     redo: Literal["failed", "all"] | None = "all" if force else "failed" if retry_failed else None
-    interrupted = False
+    stopped_by: int | None = None  # the signal that stopped the run, if one did
     with structx.Client(config, cache=cache) as client:
         try:
             endpoint = client.endpoint
@@ -185,42 +186,86 @@ def extract(
         with _output(out) as sink, _progress(console, enabled=not quiet and not verbose) as bar:
             task = bar.add_task("extracting", total=known) if bar else None
 
-            async def run() -> bool:
-                # Ctrl-C stops new work; what is in flight finishes, and is kept.
-                stop = asyncio.Event()
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-                batch = structx.aextract_many(
-                    articles, client, target, concurrency=concurrency, store=store, redo=redo, stop=stop
-                )
-                async for outcome in batch:
-                    sink.write(outcome.to_json_line() + "\n")
-                    sink.flush()  # each line is visible as soon as its article is done
-                    summary.add(outcome)
-                    _report(console, outcome, verbose)
-                    if bar is not None and task is not None:
-                        done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
-                        rate = done / elapsed * 60 if elapsed else 0.0
-                        tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
-                        bar.update(task, advance=1, description=f"extracting ({tally})")
-                await client.aclose_connections()
-                return stop.is_set()
+            async def run() -> int | None:
+                # First Ctrl-C or SIGTERM: no new article or request; the requests in flight
+                # finish within --timeout. A second: they are cancelled. Either way every
+                # article started gets its line and the output is written.
+                stop, cancel = asyncio.Event(), asyncio.Event()
+                signals: list[int] = []
 
-            interrupted = asyncio.run(run())
+                def on_signal(signum: int) -> None:
+                    signals.append(signum)
+                    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+                    if len(signals) == 1:
+                        stop.set()
+                        console.print(
+                            f"{name}: stopping; no new articles or requests, those in flight may take up to "
+                            f"{timeout:g} s (--timeout); {name} again cancels them",
+                            style="yellow",
+                            markup=False,
+                        )
+                    elif not cancel.is_set():
+                        cancel.set()
+                        console.print(f"{name}: cancelling the requests in flight", style="yellow", markup=False)
+
+                batch = structx.aextract_many(
+                    articles, client, target, concurrency=concurrency, store=store, redo=redo, stop=stop, cancel=cancel
+                )
+                with _signals_call(asyncio.get_running_loop(), on_signal):
+                    async for outcome in batch:
+                        sink.write(outcome.to_json_line() + "\n")
+                        sink.flush()  # each line is visible as soon as its article is done
+                        summary.add(outcome)
+                        _report(console, outcome, verbose)
+                        if bar is not None and task is not None:
+                            done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
+                            rate = done / elapsed * 60 if elapsed else 0.0
+                            tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
+                            bar.update(task, advance=1, description=f"extracting ({tally})")
+                    await client.aclose_connections()
+                return signals[0] if signals else None
+
+            stopped_by = asyncio.run(run())
     if store is not None:
         store.close()
-    if interrupted:
+    if stopped_by is not None:
+        cut = summary.errors_by_type.get("Interrupted", 0)
+        finished = summary.ok + summary.failed - cut
         console.print(
-            f"interrupted: {summary.ok + summary.failed} articles finished and were kept; "
-            "run the same command again to resume",
+            f"interrupted: {finished} articles finished"
+            + (" and were kept" if store is not None else "")
+            + (f", {cut} interrupted" if cut else "")
+            + ("; run the same command again to resume" if store is not None else ""),
             style="yellow",
+            markup=False,
         )
 
     if not quiet:
         _print_summary(console, summary, time.perf_counter() - started, out, model=endpoint.model, prices=price_table)
-    if interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if stopped_by is not None:
+        # 130 after Ctrl-C, 143 after SIGTERM: the shell's code for a process ended by that signal.
+        raise typer.Exit(EXIT_INTERRUPTED if stopped_by == signal.SIGINT else 128 + stopped_by)
     raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
+
+
+@contextlib.contextmanager
+def _signals_call(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM call ``handler`` on ``loop`` instead of ending the process; restored afterwards."""
+    caught = (signal.SIGINT, signal.SIGTERM)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(handler, signum)
+
+    try:
+        previous = {signum: signal.signal(signum, forward) for signum in caught}
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def _parse_headers(values: list[str]) -> dict[str, str]:
