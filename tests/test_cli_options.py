@@ -177,3 +177,13 @@ def test_a_malformed_header_is_a_usage_error_that_does_not_echo_its_value(header
     result = CliRunner().invoke(app, ["extract", "whatever.txt", "--header", header])
     assert result.exit_code == 2
     assert message in result.stderr and KEY not in result.output
+
+
+def test_help_does_not_show_a_key_or_header_pinned_in_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "structx.toml").write_text(f'api-key = "{KEY}"\nheader = ["Authorization=Bearer {KEY}"]\n')
+    result = CliRunner().invoke(app, ["extract", "--help"])
+    assert result.exit_code == 0 and "--header" in result.output
+    assert KEY not in result.output

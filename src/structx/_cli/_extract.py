@@ -81,7 +81,12 @@ def extract(
     ] = None,
     header: Annotated[
         list[str] | None,
-        typer.Option("--header", metavar="NAME=VALUE", help="An HTTP header sent with every request; repeat for more."),
+        typer.Option(
+            "--header",
+            metavar="NAME=VALUE",
+            help="An HTTP header sent with every request; repeat for more.",
+            show_default=False,  # one pinned in structx.toml may hold a secret
+        ),
     ] = None,
     log_requests: Annotated[
         Path | None,
