@@ -26,6 +26,7 @@ REPORT = ROOT / "RELIABILITY.md"
 MODULES = [
     "tests/test_extract_scripted.py",
     "tests/test_batch.py",
+    "tests/test_interrupts.py",
     "tests/test_hostile_inputs.py",
     "tests/test_injection.py",
     "tests/test_secrets.py",

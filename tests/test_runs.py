@@ -20,7 +20,7 @@ import structx
 from structx._cli import app
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction
-from tests.cassettes import FAULT_ARTICLE, seed_answer, seed_article
+from tests.cassettes import FAULT_ARTICLE, fabricated_answer, seed_answer, seed_article
 
 ANSWER = Reply.answer(seed_answer(FAULT_ARTICLE))
 
@@ -58,7 +58,7 @@ def test_a_second_run_resumes_and_makes_no_requests(tmp_path: Path) -> None:
     assert "5 articles: 5 ok, 0 failed, 5 from an earlier run" in second.stderr
     assert "; 0 requests;" in second.stderr
     assert sorted(line["id"] for line in _lines(out)) == [f"a{n}" for n in range(5)]
-    assert not (tmp_path / ".out.jsonl.partial").exists()
+    assert not (tmp_path / "out.jsonl.partial").exists()
 
 
 def test_force_redoes_everything_from_the_cache_and_no_cache_goes_to_the_endpoint(tmp_path: Path) -> None:
@@ -68,6 +68,7 @@ def test_force_redoes_everything_from_the_cache_and_no_cache_goes_to_the_endpoin
         forced = CliRunner().invoke(app, _args(server, batch, out, "--force"))
         assert forced.exit_code == 0 and _posts(server) == 3  # answered from the response cache
         assert all(line["cached"] == 1 and line["requests"] == 0 for line in _lines(out))
+        assert "; 0 requests; 3 answers from the cache;" in forced.stderr
         fresh = CliRunner().invoke(app, _args(server, batch, out, "--force", "--no-cache"))
         assert fresh.exit_code == 0 and _posts(server) == 6
 
@@ -86,13 +87,14 @@ def test_retry_failed_redoes_only_the_failures(tmp_path: Path) -> None:
     assert [line["status"] for line in _lines(out)].count("ok") == 3
 
 
-def test_an_existing_output_from_elsewhere_is_not_overwritten(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["out.jsonl", "out.jsonl.partial"])
+def test_an_existing_output_from_elsewhere_is_not_overwritten(tmp_path: Path, name: str) -> None:
     batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
-    out.write_text("precious\n", encoding="utf-8")
+    (tmp_path / name).write_text("precious\n", encoding="utf-8")
     with ScriptedServer([ANSWER]) as server:
         result = CliRunner().invoke(app, _args(server, batch, out))
         assert result.exit_code == 2 and "pass --force to overwrite it" in result.stderr
-        assert out.read_text(encoding="utf-8") == "precious\n" and _posts(server) == 0
+        assert (tmp_path / name).read_text(encoding="utf-8") == "precious\n" and _posts(server) == 0
         forced = CliRunner().invoke(app, _args(server, batch, out, "--force"))
         assert forced.exit_code == 0 and len(_lines(out)) == 1
 
@@ -104,8 +106,31 @@ def test_dry_run_sends_nothing_and_shows_the_request(tmp_path: Path) -> None:
         assert server.requests == []
     assert result.exit_code == 0
     assert "a0: " in result.stdout and "a1: " in result.stdout and "a2: " not in result.stdout
-    assert "2 articles; nothing was sent." in result.stdout
+    assert "2 articles, 2 requests, about " in result.stdout and "; nothing was sent." in result.stdout
     assert '"role": "system"' in result.stdout and not (tmp_path / "o.jsonl").exists()
+
+
+def test_out_dash_writes_the_lines_to_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = _batch(tmp_path, 2)
+    monkeypatch.chdir(tmp_path)
+    with ScriptedServer([ANSWER] * 2) as server:
+        result = CliRunner().invoke(app, _args(server, batch, Path("-")))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(line["id"] for line in lines) == ["a0", "a1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.jsonl"]  # no file named '-', no run database
+
+
+def test_the_summary_counts_dropped_records(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
+    with ScriptedServer([Reply.answer(fabricated_answer())]) as server:
+        result = CliRunner().invoke(app, _args(server, batch, out, "--grounding", "drop"))
+    assert result.exit_code == 0, result.output
+    (line,) = _lines(out)
+    records = line["grounding"]["records"]
+    dropped = sum(record["dropped"] for record in records)
+    assert dropped > 0
+    assert f"; {len(records) - dropped} records, 0 ungrounded, {dropped} dropped;" in result.stderr
 
 
 def test_the_summary_estimates_cost_only_for_priced_models() -> None:
@@ -119,22 +144,26 @@ def test_a_killed_run_resumes_without_losing_or_doubling_articles(tmp_path: Path
     batch, out = _batch(tmp_path, count), tmp_path / "out.jsonl"
     slow = Reply(ANSWER.status_code, ANSWER.body, delay=0.5)
     database = tmp_path / "out.jsonl.structx.sqlite"
+    partial = tmp_path / "out.jsonl.partial"
     with ScriptedServer([slow] * count) as server:
         command = [sys.executable, "-m", "structx", *_args(server, batch, out, "--concurrency", "2", "-q")]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRUCTX_"))}
         run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
-        finished = 0
-        while finished < 3 and time.monotonic() < deadline:
+        shown = 0
+        # Progress is visible while the run goes: a line per finished article.
+        while shown < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-            if database.exists():
-                with sqlite3.connect(database) as db:
-                    finished = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            if partial.exists():
+                shown = partial.read_text(encoding="utf-8").count("\n")
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=10)
-        assert 3 <= finished < count
+        assert 3 <= shown < count
         with sqlite3.connect(database) as db:
             kept = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            stored = {row[0] for row in db.execute("SELECT article_id FROM results")}
+        left = _lines(partial)  # whole lines only, each of an article the run database holds
+        assert len(left) >= 3 and {line["id"] for line in left} <= stored
         sent_before = _posts(server)
         server.add(*[ANSWER] * count)
         resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -144,6 +173,7 @@ def test_a_killed_run_resumes_without_losing_or_doubling_articles(tmp_path: Path
     assert len(lines) == count and len({line["id"] for line in lines}) == count
     assert all(line["status"] == "ok" for line in lines)
     assert sent_after == count - kept  # only what had not finished was asked again
+    assert not partial.exists()
 
 
 def test_a_project_can_pin_settings_and_the_command_line_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,7 +58,8 @@ def test_no_key_in_output_logs_or_run_database_with_debug_logging(tmp_path: Path
     with ScriptedServer(_echoing_replies()) as server:
         command = [sys.executable, "-m", "structx", "extract", str(inputs), "--out", str(out), "-v",
                    "--base-url", server.base_url, "--model", SCRIPTED_MODEL, "--structured-output", "json_schema",
-                   "--concurrency", "1", "--max-reasks", "2"]  # fmt: skip
+                   "--concurrency", "1", "--max-reasks", "2",
+                   "--log-requests", str(out.parent / "requests.jsonl")]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=100, check=False)
         received = [r for r in server.requests if r.method == "POST"]
     # The key did reach the endpoint (so there was something to leak) ...
@@ -78,7 +79,8 @@ def test_no_key_in_output_logs_or_run_database_with_debug_logging(tmp_path: Path
     assert "DEBUG" in done.stderr or "Request options" in done.stderr  # the debug logging was on
     # ... and appears nowhere structx wrote: stdout, stderr, the output, the run database.
     written = _written(out.parent)
-    assert {Path(name).name for name in written} >= {"results.jsonl", "results.jsonl.structx.sqlite"}
+    assert {Path(name).name for name in written} >= {"results.jsonl", "results.jsonl.structx.sqlite", "requests.jsonl"}
+    assert "Bearer ***" in written[str(out.parent / "requests.jsonl")].decode()  # the echoes were logged, scrubbed
     places = {"stdout": done.stdout.encode(), "stderr": done.stderr.encode(), **written}
     leaks = [place for place, content in places.items() if any(n.encode() in content for n in NEEDLES)]
     assert leaks == []
@@ -86,7 +88,8 @@ def test_no_key_in_output_logs_or_run_database_with_debug_logging(tmp_path: Path
         "secrets",
         "API key echoed back by the endpoint in 401, 5xx and HTML bodies and a refusal; debug logging on",
         expected="the key in no log line, error, output line or run database",
-        observed=f"{len(places)} places scanned (stdout, stderr with debug logging, output, run database), "
+        observed=f"{len(places)} places scanned (stdout, stderr with debug logging, output, run database, "
+        "--log-requests file), "
         f"key found in {len(leaks)}",
     )
 

@@ -9,42 +9,49 @@ OpenAI-compatible server (vLLM, Ollama, llama.cpp), or, with nothing
 configured, a small bundled model run locally by llama.cpp.
 """
 
-from structx._api import Client, aextract, extract
-from structx._backend import Endpoint
-from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many
-from structx._config import Config, GroundingPolicy, StructuredOutput
-from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
-from structx._errors import (
-    AuthenticationFailed,
-    ConfigError,
-    EndpointTimeout,
-    EndpointUnreachable,
-    ExtractionError,
-    GroundingFailed,
-    InputError,
-    InvalidResponse,
-    LocalModelUnavailable,
-    QuotaExceeded,
-    RateLimited,
-    Refusal,
-    RequestRejected,
-    SchemaError,
-    ServerError,
-    StructxError,
-    TransportError,
-    TruncatedOutput,
-    UsageError,
-    ValidationFailed,
-)
-from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, load_predictions
-from structx._export import export_tables
-from structx._grounding import Aligner, ground
-from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
-from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
-from structx._pricing import LIST_PRICES, estimate_cost, load_prices
-from structx._prompt import build_messages
-from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
-from structx._store import RunStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from structx._api import Client, aextract, extract
+    from structx._backend import Endpoint
+    from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
+    from structx._config import Config, GroundingPolicy, StructuredOutput
+    from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
+    from structx._errors import (
+        AuthenticationFailed,
+        ConfigError,
+        EndpointTimeout,
+        EndpointUnreachable,
+        ExtractionError,
+        GroundingFailed,
+        InputError,
+        Interrupted,
+        InvalidResponse,
+        LocalModelUnavailable,
+        QuotaExceeded,
+        RateLimited,
+        Refusal,
+        RequestRejected,
+        SchemaError,
+        ServerError,
+        StructxError,
+        TransportError,
+        TruncatedOutput,
+        UsageError,
+        ValidationFailed,
+    )
+    from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, load_predictions
+    from structx._export import export_tables
+    from structx._grounding import Aligner, ground
+    from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
+    from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
+    from structx._pricing import LIST_PRICES, estimate_cost, load_prices
+    from structx._prompt import build_messages
+    from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
+    from structx._store import RunStore
 
 __version__ = "0.1.0"
 
@@ -72,6 +79,7 @@ __all__ = [
     "GroundingPolicy",
     "GroundingReport",
     "InputError",
+    "Interrupted",
     "InvalidResponse",
     "LocalModelUnavailable",
     "QuotaExceeded",
@@ -105,9 +113,77 @@ __all__ = [
     "html_to_text",
     "iter_article_files",
     "iter_articles",
+    "iter_batch_articles",
     "load_gold",
     "load_predictions",
     "load_prices",
     "load_schema",
     "read_article",
 ]
+
+# Each public name is imported from its module on first use, so that
+# ``import structx`` (and ``structx --help``) does not load openai and
+# instructor before they are needed (PEP 562). The names above are what type
+# checkers see; tests/test_public_api.py keeps the three lists in step.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "structx._api": ("Client", "aextract", "extract"),
+    "structx._backend": ("Endpoint",),
+    "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
+    "structx._config": ("Config", "GroundingPolicy", "StructuredOutput"),
+    "structx._documents": ("count_articles", "html_to_text", "iter_article_files", "iter_articles", "read_article"),
+    "structx._errors": (
+        "AuthenticationFailed",
+        "ConfigError",
+        "EndpointTimeout",
+        "EndpointUnreachable",
+        "ExtractionError",
+        "GroundingFailed",
+        "InputError",
+        "Interrupted",
+        "InvalidResponse",
+        "LocalModelUnavailable",
+        "QuotaExceeded",
+        "RateLimited",
+        "Refusal",
+        "RequestRejected",
+        "SchemaError",
+        "ServerError",
+        "StructxError",
+        "TransportError",
+        "TruncatedOutput",
+        "UsageError",
+        "ValidationFailed",
+    ),
+    "structx._evaluation": ("EvaluationReport", "Score", "evaluate", "load_gold", "load_predictions"),
+    "structx._export": ("export_tables",),
+    "structx._grounding": ("Aligner", "ground"),
+    "structx._local": ("EMBEDDED_MODEL_NAME", "EmbeddedServer"),
+    "structx._models": (
+        "AlignmentStatus",
+        "Article",
+        "EvidenceSpan",
+        "GroundingReport",
+        "RecordGrounding",
+        "Result",
+        "Usage",
+    ),
+    "structx._pricing": ("LIST_PRICES", "estimate_cost", "load_prices"),
+    "structx._prompt": ("build_messages",),
+    "structx._schemas": ("DEFAULT_SCHEMA_REF", "load_schema"),
+    "structx._store": ("RunStore",),
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+
+if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name stays an error
+
+    def __getattr__(name: str) -> Any:
+        module = _MODULE_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -8,7 +8,7 @@ import weakref
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -17,7 +17,7 @@ from structx._config import Config
 from structx._documents import check_article
 from structx._engine import Engine
 from structx._errors import ConfigError
-from structx._local import EMBEDDED_FREQUENCY_PENALTY, EmbeddedServer
+from structx._local import EMBEDDED_FREQUENCY_PENALTY, EMBEDDED_MODEL_NAME, EmbeddedServer
 from structx._models import Article, Result
 from structx._schemas import load_schema
 from structx_schemas import ArticleExtraction
@@ -83,19 +83,50 @@ class Client:
         check_article(checked, max_bytes=self.config.max_article_bytes)
         return checked
 
+    def request_bodies(
+        self,
+        article: Article | str,
+        schema: type[BaseModel] | str = ArticleExtraction,
+    ) -> list[dict[str, Any]]:
+        """The JSON body of the first request for each chunk of ``article``, as :meth:`extract` would send it.
+
+        Nothing is sent. Until :attr:`endpoint` has been resolved, nothing is
+        asked of the endpoint either: the model and the structured-output mode
+        are what resolving would choose without ``GET /models`` (an unknown
+        server gets ``json_schema``, and the model it would name is a
+        placeholder). Re-asks send these messages plus the previous answer and
+        what was wrong with it.
+        """
+        target = load_schema(schema)
+        if self._engine is not None:
+            return self._engine.request_bodies(_as_article(article), target)
+        config = self._backend_config()
+        backend = Backend(config)
+        try:
+            embedded_model = EMBEDDED_MODEL_NAME if config.uses_embedded_model else None
+            endpoint = backend.resolve(embedded_model=embedded_model, probe=False)
+            return Engine(backend, endpoint, config).request_bodies(_as_article(article), target)
+        finally:
+            backend.close()
+
     def _get_engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
                 self._engine = self._connect()
             return self._engine
 
-    def _connect(self) -> Engine:
+    def _backend_config(self) -> Config:
+        """The configuration requests are made with: the embedded model gets its own frequency penalty."""
         config = self.config
+        if config.uses_embedded_model and config.frequency_penalty is None:
+            config = replace(config, frequency_penalty=EMBEDDED_FREQUENCY_PENALTY)
+        return config
+
+    def _connect(self) -> Engine:
+        config = self._backend_config()
         embedded_model: str | None = None
         base_url = config.base_url
         if config.uses_embedded_model:
-            if config.frequency_penalty is None:
-                config = replace(config, frequency_penalty=EMBEDDED_FREQUENCY_PENALTY)
             self._server = EmbeddedServer()
             # Stop the server even if the client is never closed.
             self._finalizer = weakref.finalize(self, self._server.stop)

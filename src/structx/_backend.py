@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
+import itertools
 import json
 import logging
 import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -44,6 +47,7 @@ from structx._errors import (
     EndpointTimeout,
     EndpointUnreachable,
     ExtractionError,
+    Interrupted,
     InvalidResponse,
     QuotaExceeded,
     RateLimited,
@@ -52,9 +56,30 @@ from structx._errors import (
 )
 from structx._models import Usage
 
-__all__ = ["Backend", "CallTally", "Endpoint", "ResponseCache", "adapt_response_format"]
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = [
+    "UNRESOLVED_MODEL",
+    "Backend",
+    "CallTally",
+    "Endpoint",
+    "Halt",
+    "ResponseCache",
+    "adapt_response_format",
+    "halting",
+    "request_log",
+]
 
 logger = logging.getLogger("structx")
+#: Each HTTP request and response as a JSON line, keys scrubbed, at DEBUG level
+#: (``structx extract --log-requests FILE`` writes them to FILE).
+request_log = logging.getLogger("structx.requests")
+# Headers whose values are replaced by *** in the request log.
+_SECRET_HEADER_PARTS = ("auth", "key", "token", "secret", "cookie", "session")
+
+#: The model of an endpoint resolved without asking it which models it serves.
+UNRESOLVED_MODEL = "<the first model GET /models lists>"
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 # A placeholder key for local servers that ignore authentication; the openai
@@ -102,6 +127,8 @@ class CallTally:
     last_completion: str | None = None
     #: When the extraction began (time.monotonic()); the retry budget counts from here.
     started: float = field(default_factory=time.monotonic)
+    #: The failure the next transport retry is for, as it would be reported.
+    retrying_after: str = ""
 
     def record(self, completion: ChatCompletion) -> None:
         self.attempts += 1
@@ -124,6 +151,85 @@ class CallTally:
         error.usage = self.usage
         error.last_completion = self.last_completion
         return error
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """When the async requests of a batch stop (see :func:`halting`).
+
+    Once ``stop`` is set, no request begins (a retry, a re-ask, a next chunk)
+    and waits between retries end; requests in flight go on. Once ``cancel``
+    is set, requests in flight are abandoned as well. Either ends the
+    extraction with :class:`Interrupted`.
+    """
+
+    stop: asyncio.Event | None = None
+    cancel: asyncio.Event | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return any(event.is_set() for event in (self.stop, self.cancel) if event is not None)
+
+
+_HALT: ContextVar[Halt | None] = ContextVar("structx_halt", default=None)
+
+
+def halting(halt: Halt) -> contextvars.Context:
+    """A copy of the current context in which the backend's async requests obey ``halt``.
+
+    Run each task of a batch in a copy of it (``loop.create_task(coro, context=context.copy())``).
+    """
+    context = contextvars.copy_context()
+    context.run(_HALT.set, halt)
+    return context
+
+
+async def _first_set(events: list[asyncio.Event], timeout: float | None) -> bool:
+    """Whether one of ``events`` is set within ``timeout`` seconds (None: wait for one)."""
+    if any(event.is_set() for event in events):
+        return True
+    if not events:
+        await asyncio.sleep(timeout or 0)
+        return False
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
+
+
+async def _pause(seconds: float, halt: Halt | None, why: Callable[[], str]) -> None:
+    """Sleep ``seconds``, unless the batch stops first: then raise :class:`Interrupted`."""
+    if halt is None:
+        await asyncio.sleep(seconds)
+        return
+    events = [event for event in (halt.stop, halt.cancel) if event is not None]
+    if await _first_set(events, seconds):
+        raise Interrupted(why())
+
+
+async def _unless_cancelled(halt: Halt | None, request: Awaitable[Any]) -> Any:
+    """Await ``request``, abandoning it as :class:`Interrupted` once the batch is cancelled."""
+    if halt is None or halt.cancel is None:
+        return await request
+    sending = asyncio.ensure_future(request)
+    cancelled = asyncio.ensure_future(halt.cancel.wait())
+    try:
+        await asyncio.wait([sending, cancelled], return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this task itself was cancelled: the request goes with it
+        sending.cancel()
+        raise
+    finally:
+        cancelled.cancel()
+    if sending.done():
+        return sending.result()
+    sending.cancel()
+    await asyncio.wait([sending])  # its connection is closed before the article's line is written
+    if not sending.cancelled():
+        sending.exception()  # retrieved, so that asyncio does not report it as lost
+    raise Interrupted("cancelled while its request was in flight")
 
 
 def adapt_response_format(kwargs: dict[str, Any], mode: StructuredOutput) -> dict[str, Any]:
@@ -149,9 +255,19 @@ class Backend:
         self._base_url = base_url or config.resolved_base_url()
         self._api_key = config.api_key or _NO_KEY
         self._gate = _RateLimitGate()
+        self._exchanges = itertools.count(1)
         # Both clients are made up front: cheap, and no lazy creation to race on.
         # max_retries=0: tenacity below is the only retry layer.
-        self._sync = OpenAI(base_url=self._base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0)
+        self._sync = OpenAI(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            timeout=config.timeout,
+            max_retries=0,
+            default_headers=dict(config.headers),
+            http_client=openai.DefaultHttpxClient(
+                event_hooks={"request": [self._log_request], "response": [self._log_response]}
+            ),
+        )
         self._async = self._new_async_client()
 
     # -- clients -----------------------------------------------------------
@@ -171,11 +287,62 @@ class Backend:
 
     def _new_async_client(self) -> AsyncOpenAI:
         config = self._config
-        return AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0)
+        return AsyncOpenAI(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            timeout=config.timeout,
+            max_retries=0,
+            default_headers=dict(config.headers),
+            http_client=openai.DefaultAsyncHttpxClient(
+                event_hooks={"request": [self._alog_request], "response": [self._alog_response]}
+            ),
+        )
+
+    # -- the request log -------------------------------------------------------
+
+    def _log_request(self, request: httpx2.Request) -> None:
+        if not request_log.isEnabledFor(logging.DEBUG):
+            return
+        exchange = next(self._exchanges)
+        request.extensions["structx_exchange"] = exchange
+        headers = {
+            name: "***" if any(part in name.lower() for part in _SECRET_HEADER_PARTS) else value
+            for name, value in request.headers.items()
+        }
+        self._log(exchange, "request", request, headers=headers, body=_body(request.content))
+
+    def _log_response(self, response: httpx2.Response) -> None:
+        if request_log.isEnabledFor(logging.DEBUG):
+            response.read()
+            self._log_answer(response)
+
+    async def _alog_request(self, request: httpx2.Request) -> None:
+        self._log_request(request)
+
+    async def _alog_response(self, response: httpx2.Response) -> None:
+        if request_log.isEnabledFor(logging.DEBUG):
+            await response.aread()
+            self._log_answer(response)
+
+    def _log_answer(self, response: httpx2.Response) -> None:
+        request = response.request
+        exchange = request.extensions.get("structx_exchange")
+        self._log(exchange, "response", request, status=response.status_code, body=_body(response.content))
+
+    def _log_failure(self, exc: openai.APIConnectionError) -> None:
+        if request_log.isEnabledFor(logging.DEBUG):
+            request = exc.request
+            cause = exc.__cause__ or exc
+            error = f"{type(exc).__name__} ({type(cause).__name__}: {cause})"
+            self._log(request.extensions.get("structx_exchange"), "no response", request, error=error)
+
+    def _log(self, exchange: object, event: str, request: httpx2.Request, **fields: Any) -> None:
+        entry = {"exchange": exchange, "event": event, "method": request.method, "url": redact_url(str(request.url))}
+        request_log.debug(self.scrub(json.dumps({**entry, **fields}, ensure_ascii=False)))
 
     # -- endpoint resolution ------------------------------------------------
 
-    def resolve(self, *, embedded_model: str | None = None) -> Endpoint:
+    def resolve(self, *, embedded_model: str | None = None, probe: bool = True) -> Endpoint:
         """Decide the model and the structured-output mode for this endpoint.
 
         An explicit mode wins. Otherwise: the embedded server and llama.cpp
@@ -183,6 +350,9 @@ class Backend:
         server gets ``json_schema``. Servers are told apart by ``GET /models``
         (llama-cpp-python reports ``owned_by: "me"``, llama-server
         ``"llamacpp"``, vLLM ``"vllm"``, Ollama ``"library"``/``"ollama"``).
+        With ``probe=False`` nothing is sent: a server that would be asked is
+        taken for a generic one, and a model it would name is left as
+        :data:`UNRESOLVED_MODEL`.
         """
         config = self._config
         model = config.model
@@ -194,6 +364,9 @@ class Backend:
             model = model or DEFAULT_OPENAI_MODEL
         elif model is not None and config.structured_output is not StructuredOutput.AUTO:
             server, reason = "openai-compatible", "set in the configuration"
+        elif not probe:
+            server, reason = "openai-compatible", "assumed without asking GET /models"
+            model = model or UNRESOLVED_MODEL
         else:
             server, served = self._probe()
             reason = f"GET /models reports a {server} server"
@@ -291,17 +464,30 @@ class Backend:
         tally.pending_cache.clear()
 
     async def _acreate(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion:
+        # A batch that is stopping sends nothing new and waits for nothing more; see Halt.
+        halt = _HALT.get()
+
+        def before_retry() -> str:
+            return f"stopped before retrying after {tally.retrying_after}"
+
+        async def sleep(seconds: float) -> None:
+            await _pause(seconds, halt, before_retry)
+
         try:
-            async for attempt in AsyncRetrying(**self._retry_args(tally)):
+            async for attempt in AsyncRetrying(**self._retry_args(tally), sleep=sleep):
                 with attempt:
                     if (pause := self._gate.remaining(tally)) > 0:
-                        await asyncio.sleep(pause)
+                        await _pause(pause, halt, lambda: "stopped while waiting out a rate limit")
+                    if halt is not None and halt.stopped:
+                        raise Interrupted("stopped before its next request")
                     tally.requests += 1
-                    with _body_must_be_json(self.scrub):
-                        completion = await self._async.chat.completions.create(**kwargs)
+                    with _body_must_be_json(self.scrub), self._logged_failure():
+                        completion = await _unless_cancelled(halt, self._async.chat.completions.create(**kwargs))
                     return cast(ChatCompletion, _as_completion(completion, self.scrub))
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
+        except Interrupted as exc:
+            raise tally.attach(exc) from None
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _with_retries(self, tally: CallTally, send: Callable[[], Any]) -> Any:
@@ -311,7 +497,7 @@ class Backend:
                     if (pause := self._gate.remaining(tally)) > 0:
                         time.sleep(pause)
                     tally.requests += 1
-                    with _body_must_be_json(self.scrub):
+                    with _body_must_be_json(self.scrub), self._logged_failure():
                         return _as_completion(send(), self.scrub)
         except openai.OpenAIError as exc:
             raise tally.attach(self._to_structx_error(exc)) from exc
@@ -338,6 +524,9 @@ class Backend:
         ``retry_initial_wait * 2**(n-1)``, capped at ``retry_max_wait``.
         """
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, openai.OpenAIError):
+            error = self._to_structx_error(exc)
+            tally.retrying_after = f"{type(error).__name__}: {error}"
         wait = _retry_after_seconds(exc)
         if wait is None:
             config = self._config
@@ -380,6 +569,14 @@ class Backend:
             return error
         return InvalidResponse(f"{where} sent an answer structx cannot read: {self.scrub(str(exc))}")
 
+    @contextlib.contextmanager
+    def _logged_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except openai.APIConnectionError as exc:  # no response to log: say what became of the request
+            self._log_failure(exc)
+            raise
+
     def scrub(self, text: str) -> str:
         """``text`` with the API key replaced by ``***``."""
         key = self._config.api_key
@@ -398,6 +595,15 @@ def _body_must_be_json(scrub: Callable[[str], str]) -> Iterator[None]:
         body = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).strip()
         shown = repr(scrub(body)[:120]) if body else "an empty body"
         raise InvalidResponse(f"the endpoint answered with a body that is not JSON: {shown}") from None
+
+
+def _body(content: bytes) -> Any:
+    """A logged body: its JSON when it is JSON, else its text."""
+    text = content.decode("utf-8", "replace")
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return text
 
 
 def _as_completion(value: Any, scrub: Callable[[str], str]) -> Any:

@@ -18,13 +18,15 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from structx._api import Client
+from structx._backend import Halt, halting
+from structx._config import MAX_ARTICLE_BYTES
 from structx._documents import iter_articles
-from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
+from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError, Interrupted
 from structx._models import Article, Result, Usage
 from structx._schemas import load_schema
 from structx._store import RunStore, result_key
 
-__all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many"]
+__all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"]
 
 logger = logging.getLogger("structx")
 
@@ -97,7 +99,9 @@ class ArticleOutcome:
 class BatchSummary:
     """Totals over a batch, built from the outcomes' lines.
 
-    Resumed outcomes count as articles; tokens and requests count this run's only.
+    Resumed outcomes count as articles; tokens, requests and cached answers count this run's only.
+    ``records`` are those kept in the lines (``ungrounded_records`` among them);
+    ``dropped_records`` were removed by the ``drop`` grounding policy.
     """
 
     ok: int = 0
@@ -107,7 +111,10 @@ class BatchSummary:
     usage: Usage = field(default_factory=Usage)
     records: int = 0
     ungrounded_records: int = 0
+    dropped_records: int = 0
     requests: int = 0
+    #: Model answers served from the response cache instead of the endpoint.
+    cached: int = 0
 
     def add(self, outcome: ArticleOutcome) -> None:
         line = outcome.to_json()
@@ -122,9 +129,12 @@ class BatchSummary:
             usage = line.get("usage") or {}
             self.usage = self.usage + Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             self.requests += int(line.get("requests", 0))
+            self.cached += int(line.get("cached", 0))
         grounding = (line.get("grounding") or {}).get("records") or []
-        self.records += len(grounding)
-        self.ungrounded_records += sum(not record["grounded"] for record in grounding)
+        kept = [record for record in grounding if not record.get("dropped")]
+        self.records += len(kept)
+        self.ungrounded_records += sum(not record["grounded"] for record in kept)
+        self.dropped_records += len(grounding) - len(kept)
 
 
 async def aextract_many(
@@ -136,6 +146,7 @@ async def aextract_many(
     store: RunStore | None = None,
     redo: Literal["failed", "all"] | None = None,
     stop: asyncio.Event | None = None,
+    cancel: asyncio.Event | None = None,
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
@@ -154,19 +165,28 @@ async def aextract_many(
     outcome comes back, marked ``resumed``), except errors when ``redo`` is
     ``"failed"`` and everything when it is ``"all"``.
 
-    Once ``stop`` is set, no new article starts; those already running finish.
+    Once ``stop`` is set, no new article starts and no new request is sent:
+    requests in flight may finish (within the timeout), and an article that
+    needs another one (a transport retry, a re-ask, its next chunk) ends as
+    :class:`Interrupted`. Once ``cancel`` is set, requests in flight are
+    abandoned too and their articles end as :class:`Interrupted`. Interrupted
+    articles are not stored: a later run with the same store extracts them.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
-    items = _once_each(iter_articles(sources, max_bytes=client.config.max_article_bytes))
+    items = iter_batch_articles(sources, max_bytes=client.config.max_article_bytes)
     running: set[asyncio.Task[ArticleOutcome]] = set()
+    halt = Halt(stop, cancel)
+    context = halting(halt)  # what each article's requests check
+    loop = asyncio.get_running_loop()
 
     def refill() -> None:
-        if stop is not None and stop.is_set():
+        if halt.stopped:
             return
         for item in itertools.islice(items, concurrency - len(running)):
-            running.add(asyncio.ensure_future(_extract_one(item, client, schema, store, redo)))
+            task = _extract_one(item, client, schema, store, redo)
+            running.add(loop.create_task(task, context=context.copy()))  # a copy each: tasks set variables
 
     refill()
     try:
@@ -192,8 +212,9 @@ def extract_many(
 ) -> Iterator[ArticleOutcome]:
     """Sync twin of :func:`aextract_many`: runs it on an event loop of its own thread.
 
-    Leaving the loop early (``break``, an exception) stops new work the way
-    Ctrl-C does: articles in flight finish and are stored, then the thread ends.
+    Leaving the loop early (``break``, an exception) sets ``stop`` as Ctrl-C
+    does: no new article or request, the requests in flight finish and their
+    articles are stored, then the thread ends.
     """
     outcomes: queue.Queue[ArticleOutcome | BaseException | None] = queue.Queue()
     consumer_gone = threading.Event()
@@ -230,6 +251,19 @@ def extract_many(
                 loop, stop = loop_ready.get(timeout=5)
                 loop.call_soon_threadsafe(stop.set)
         worker.join()
+
+
+def iter_batch_articles(
+    sources: Iterable[Article | InputError | Path | str], *, max_bytes: int = MAX_ARTICLE_BYTES
+) -> Iterator[Article | InputError]:
+    """The articles a batch over ``sources`` extracts, in order, each once and under an id of its own.
+
+    What :func:`aextract_many` reads: :func:`iter_articles`, then the same
+    article (same id and text) named twice is kept once, and a different
+    text under an id already taken becomes ``<id>~<first 8 characters of its
+    content hash>``. Articles over ``max_bytes`` are input errors.
+    """
+    return _once_each(iter_articles(sources, max_bytes=max_bytes))
 
 
 def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | InputError]:
@@ -285,7 +319,8 @@ async def _extract_one(
             item.id, line.get("source", ""), "ok" if status == "ok" else "error", resumed=True, stored=line
         )
     outcome = await _extract(item, client, schema)
-    store.save(key, item.id, outcome.status, outcome.to_json())
+    if not isinstance(outcome.error, Interrupted):  # unfinished: the next run does it again
+        store.save(key, item.id, outcome.status, outcome.to_json())
     return outcome
 
 

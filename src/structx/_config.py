@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +24,8 @@ __all__ = [
 ]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+# The environment variable the API key is read from, unless Config.from_env is told another.
+API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 #: The default size limit of one article (UTF-8 bytes), whatever route it comes by.
 MAX_ARTICLE_BYTES = 2_000_000
@@ -101,6 +104,8 @@ class Config:
     #: Articles larger than this many bytes (a file's size, else the text's UTF-8 size) are
     #: refused with an InputError before any request is sent.
     max_article_bytes: int = MAX_ARTICLE_BYTES
+    #: Extra HTTP headers sent with every request (a proxy's or gateway's, say).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("base_url", "api_key", "model"):
@@ -137,6 +142,8 @@ class Config:
             )
         if _integer(self, "max_article_bytes") <= 0:
             raise ConfigError(f"max_article_bytes must be positive, got {self.max_article_bytes}")
+        _check_headers(self.headers)
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))  # frozen like the rest
         try:
             mode = StructuredOutput(self.structured_output)
         except ValueError:
@@ -150,17 +157,22 @@ class Config:
             raise ConfigError(f"grounding {self.grounding!r} is not one of: {choices}") from None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, api_key_env: str | None = None, **overrides: Any
+    ) -> Config:
         """Build a config from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``STRUCTX_MODEL``.
 
         Keyword arguments that are not None win over the environment; None
         means "not given" and leaves the default (so ``chunk_chars=0``, not
         None, turns chunking off here). This is the only place structx reads
-        the environment.
+        the environment. ``api_key_env`` names another variable to read the
+        API key from; that one must be set.
         """
         env = os.environ if environ is None else environ
+        if api_key_env is not None and not env.get(api_key_env):
+            raise ConfigError(f"the environment variable {api_key_env}, named for the API key, is not set or empty")
         values: dict[str, Any] = {
-            "api_key": env.get("OPENAI_API_KEY") or None,
+            "api_key": env.get(api_key_env or API_KEY_ENV) or None,
             "base_url": env.get("OPENAI_BASE_URL") or None,
             "model": env.get("STRUCTX_MODEL") or None,
         }
@@ -197,6 +209,21 @@ def _shown(name: str, value: Any) -> str:
     if name == "api_key":
         return f"a value of type {type(value).__name__}" if not isinstance(value, str) else "a blank string"
     return f"{value!r} ({type(value).__name__})"
+
+
+# RFC 9110 token characters: what a header name may hold.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    # Values are never shown in these messages: a header may carry a secret.
+    if not isinstance(headers, Mapping):
+        raise ConfigError(f"headers must map names to values, got {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name or not set(name) <= _TOKEN:
+            raise ConfigError(f"header name {name!r} is not a valid HTTP header name (letters, digits, -, _ ...)")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
+            raise ConfigError(f"the value of header {name!r} must be text on one line")
 
 
 def redact_url(url: str) -> str:

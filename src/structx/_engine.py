@@ -116,6 +116,28 @@ class Engine:
                 self._raise_failure(exc, tally)
         return self._result(answers, schema, article, tally, started)
 
+    def request_bodies(self, article: Article, schema: type[BaseModel]) -> list[dict[str, Any]]:
+        """The body of the first request for each chunk of ``article``, as :meth:`extract` sends it.
+
+        Built by the same steps as a real request (instructor's preparation,
+        the endpoint's dialect); nothing is sent.
+        """
+        bodies: list[dict[str, Any]] = []
+
+        def capture(**kwargs: Any) -> ChatCompletion:
+            bodies.append(self._adapt(kwargs))
+            raise _RequestCaptured
+
+        patched: Callable[..., BaseModel] = instructor.patch(create=capture, mode=self._instructor_mode)
+        for chunk in self._chunks(article):
+            before = len(bodies)
+            try:
+                patched(**self._request(chunk, schema))
+            except Exception:
+                if len(bodies) == before:  # failed before a request was made: a real error
+                    raise
+        return bodies
+
     # -- shared by the sync and async paths ------------------------------------
 
     @property
@@ -227,6 +249,10 @@ class Engine:
             mode=self._endpoint.mode.value,
             latency=time.perf_counter() - started,
         )
+
+
+class _RequestCaptured(Exception):
+    """Stops a call once its request is built: see :meth:`Engine.request_bodies`."""
 
 
 def _tolerate_control_characters(message: Any) -> None:

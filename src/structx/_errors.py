@@ -24,7 +24,8 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
         ├── TruncatedOutput            finish_reason == "length"
         ├── Refusal                    the model declined to answer
         ├── ValidationFailed           every re-ask still gave an invalid answer
-        └── GroundingFailed            a record stayed ungrounded (grounding policy "fail")
+        ├── GroundingFailed            a record stayed ungrounded (grounding policy "fail")
+        └── Interrupted                the batch was stopped before this article finished
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "ExtractionError",
     "GroundingFailed",
     "InputError",
+    "Interrupted",
     "InvalidResponse",
     "LocalModelUnavailable",
     "QuotaExceeded",
@@ -184,3 +186,12 @@ class GroundingFailed(ExtractionError):
     """Under the ``fail`` policy: a record's evidence or names were still not in the article."""
 
     grounding: GroundingReport | None = None
+
+
+class Interrupted(ExtractionError):
+    """The batch was stopped (Ctrl-C, SIGTERM, a stop event) before this article finished.
+
+    It needed a request after the stop (a retry, a re-ask, its next chunk),
+    or its request in flight was cancelled. Such an outcome is not stored in
+    the run database: the next run extracts the article again.
+    """

@@ -10,7 +10,6 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from instructor.v2.validation.async_validators import reject_async_validators
 from pydantic import BaseModel, PydanticUndefinedAnnotation, PydanticUserError
 
 from structx._errors import SchemaError
@@ -69,6 +68,10 @@ def without_async_validators(schema: type[BaseModel]) -> type[BaseModel]:
 
     instructor's runtime never runs them; saying so beats dropping them silently.
     """
+    # Imported here: instructor (and openai with it) takes most of a second to
+    # import, and only commands that extract need it.
+    from instructor.v2.validation.async_validators import reject_async_validators
+
     try:
         reject_async_validators(schema)
     except ValueError as exc:

@@ -14,8 +14,9 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Entry point of the ``structx`` script and ``python -m structx``."""
-    # SIGTERM unwinds like Ctrl-C does, so the embedded server is stopped and
-    # the output file closed on the way out.
+    # SIGTERM unwinds like Ctrl-C does, so the embedded server is stopped on
+    # the way out. While articles are being extracted, extract handles both
+    # signals itself: it stops the batch and writes the output.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app(prog_name="structx")
 

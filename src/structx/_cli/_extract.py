@@ -10,8 +10,9 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, Literal, TextIO
 
 import typer
@@ -40,9 +41,10 @@ _EMBEDDED_NOTICE = (
 
 @app.command()
 def extract(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Article files or directories of them.", show_default=False)],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write JSON lines here (default: standard output).")
+        Path | None, typer.Option("--out", "-o", help="Write JSON lines here ('-' or none: standard output).")
     ] = None,
     schema: Annotated[
         str,
@@ -72,7 +74,41 @@ def extract(
         typer.Option(help="Refuse larger articles (a file's size, else its UTF-8 text) before any request.", min=1),
     ] = 2_000_000,
     max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of every model call.", min=0.0)] = 0.0,
     timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
+    max_retries: Annotated[
+        int, typer.Option(help="Transport retries of a failed HTTP request (timeouts, 408, 409, 429, 5xx).", min=0)
+    ] = 4,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="API key (default: OPENAI_API_KEY). Other users can see it in the process list: prefer --api-key-env.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", metavar="NAME", help="Read the API key from this environment variable."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            metavar="NAME=VALUE",
+            help="An HTTP header sent with every request; repeat for more.",
+            show_default=False,  # one pinned in structx.toml may hold a secret
+        ),
+    ] = None,
+    log_requests: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-requests",
+            metavar="FILE",
+            help="Append every HTTP request and response body to FILE as JSON lines (API key and "
+            "authorization headers replaced by ***).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the endpoint and each article.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     limit: Annotated[int | None, typer.Option(help="Stop after this many articles.", min=1)] = None,
@@ -93,9 +129,15 @@ def extract(
     """
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     configure_logging(verbose)
+    if out is not None and str(out) == "-":
+        out = None
+    if api_key is not None and api_key_env is not None:
+        fail(console, "give --api-key or --api-key-env, not both")
     try:
         target = structx.load_schema(schema)
         config = structx.Config.from_env(
+            api_key_env=api_key_env,
+            api_key=api_key,
             base_url=base_url,
             model=model,
             structured_output=structured_output,
@@ -105,7 +147,10 @@ def extract(
             chunk_overlap=min(1_000, chunk_chars // 4),
             max_article_bytes=max_article_bytes,
             max_tokens=max_tokens,
+            temperature=temperature,
             timeout=timeout,
+            max_retries=max_retries,
+            headers=_parse_headers(header or []),
         )
         files = list(structx.iter_article_files(paths))
     except structx.UsageError as exc:
@@ -114,7 +159,8 @@ def extract(
         fail(console, "no article files found in " + ", ".join(str(p) for p in paths))
 
     # The paths as given, not the files they expand to: a file's id is its path inside the directory given.
-    articles = itertools.islice(structx.iter_articles(paths, max_bytes=config.max_article_bytes), limit)
+    # Each article once, under the id the run gives it, so that --limit and --dry-run count what the run does.
+    articles = itertools.islice(structx.iter_batch_articles(paths, max_bytes=config.max_article_bytes), limit)
     if dry_run:
         _dry_run(articles, target, config)
         raise typer.Exit(EXIT_OK)
@@ -123,6 +169,8 @@ def extract(
     except structx.UsageError as exc:
         fail(console, str(exc))
     store = _open_store(console, out, force=force)
+    if log_requests is not None:
+        ctx.call_on_close(_log_requests_to(console, log_requests))
     if config.uses_embedded_model and not quiet:
         console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow", markup=False)
 
@@ -130,7 +178,7 @@ def extract(
     started = time.perf_counter()
     cache = None if no_cache else store
     redo: Literal["failed", "all"] | None = "all" if force else "failed" if retry_failed else None
-    interrupted = False
+    stopped_by: int | None = None  # the signal that stopped the run, if one did
     with structx.Client(config, cache=cache) as client:
         try:
             endpoint = client.endpoint
@@ -158,42 +206,117 @@ def extract(
             total = min(known, limit) if known is not None and limit is not None else known
             task = bar.add_task("extracting", total=total) if bar else None
 
-            async def run() -> bool:
-                # Ctrl-C stops new work; what is in flight finishes, and is kept.
-                stop = asyncio.Event()
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-                batch = structx.aextract_many(
-                    articles, client, target, concurrency=concurrency, store=store, redo=redo, stop=stop
-                )
-                async for outcome in batch:
-                    sink.write(outcome.to_json_line() + "\n")
-                    summary.add(outcome)
-                    _report(console, outcome, verbose)
-                    if bar is not None and task is not None:
-                        done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
-                        rate = done / elapsed * 60 if elapsed else 0.0
-                        tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
-                        bar.update(task, advance=1, description=f"extracting ({tally})")
-                await client.aclose_connections()
-                return stop.is_set()
+            async def run() -> int | None:
+                # First Ctrl-C or SIGTERM: no new article or request; the requests in flight
+                # finish within --timeout. A second: they are cancelled. Either way every
+                # article started gets its line and the output is written.
+                stop, cancel = asyncio.Event(), asyncio.Event()
+                signals: list[int] = []
 
-            interrupted = asyncio.run(run())
+                def on_signal(signum: int) -> None:
+                    signals.append(signum)
+                    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+                    if len(signals) == 1:
+                        stop.set()
+                        console.print(
+                            f"{name}: stopping; no new articles or requests, those in flight may take up to "
+                            f"{timeout:g} s (--timeout); {name} again cancels them",
+                            style="yellow",
+                            markup=False,
+                        )
+                    elif not cancel.is_set():
+                        cancel.set()
+                        console.print(f"{name}: cancelling the requests in flight", style="yellow", markup=False)
+
+                batch = structx.aextract_many(
+                    articles, client, target, concurrency=concurrency, store=store, redo=redo, stop=stop, cancel=cancel
+                )
+                with _signals_call(asyncio.get_running_loop(), on_signal):
+                    async for outcome in batch:
+                        sink.write(outcome.to_json_line() + "\n")
+                        sink.flush()  # each line is visible as soon as its article is done
+                        summary.add(outcome)
+                        _report(console, outcome, verbose)
+                        if bar is not None and task is not None:
+                            done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
+                            rate = done / elapsed * 60 if elapsed else 0.0
+                            tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
+                            bar.update(task, advance=1, description=f"extracting ({tally})")
+                    await client.aclose_connections()
+                return signals[0] if signals else None
+
+            stopped_by = asyncio.run(run())
     if store is not None:
         store.close()
-    if interrupted:
+    if stopped_by is not None:
+        cut = summary.errors_by_type.get("Interrupted", 0)
+        finished = summary.ok + summary.failed - cut
         console.print(
-            f"interrupted: {summary.ok + summary.failed} articles finished and were kept; "
-            "run the same command again to resume",
+            f"interrupted: {finished} articles finished"
+            + (" and were kept" if store is not None else "")
+            + (f", {cut} interrupted" if cut else "")
+            + ("; run the same command again to resume" if store is not None else ""),
             style="yellow",
             markup=False,
         )
 
     if not quiet:
         _print_summary(console, summary, time.perf_counter() - started, out, model=endpoint.model, prices=price_table)
-    if interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if stopped_by is not None:
+        # 130 after Ctrl-C, 143 after SIGTERM: the shell's code for a process ended by that signal.
+        raise typer.Exit(EXIT_INTERRUPTED if stopped_by == signal.SIGINT else 128 + stopped_by)
     raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
+
+
+@contextlib.contextmanager
+def _signals_call(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM call ``handler`` on ``loop`` instead of ending the process; restored afterwards."""
+    caught = (signal.SIGINT, signal.SIGTERM)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(handler, signum)
+
+    try:
+        previous = {signum: signal.signal(signum, forward) for signum in caught}
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for number, value in enumerate(values, start=1):
+        name, sep, content = value.partition("=")
+        if not sep or not name.strip():
+            # The value is not shown: it may hold a secret.
+            raise structx.ConfigError(f"--header number {number} is not NAME=VALUE (e.g. --header X-Team=news)")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _log_requests_to(console: Console, path: Path) -> Callable[[], None]:
+    """Send the backend's request log (one JSON line per request and response) to ``path``; returns the undo."""
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        fail(console, f"--log-requests {path}: cannot write ({exc.strerror})")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("structx.requests")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG)
+    log.propagate = False  # bodies go to the file only, never to the terminal
+
+    def stop_logging() -> None:
+        log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)
+        handler.close()
+
+    return stop_logging
 
 
 def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.RunStore | None:
@@ -210,8 +333,9 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
         path = database.with_name(database.name + suffix)
         if path.is_symlink():  # SQLite would write wherever it points
             fail(console, f"{path} is a symbolic link; structx does not write through links")
-    if out.exists() and not database.exists() and not force:
-        fail(console, f"{out} exists and was not written by a structx run; pass --force to overwrite it")
+    for path in (out, _partial(out)):
+        if path.exists() and not database.exists() and not force:
+            fail(console, f"{path} exists and was not written by a structx run; pass --force to overwrite it")
     try:
         return structx.RunStore(database)
     except structx.InputError as exc:
@@ -222,50 +346,68 @@ def _dry_run(
     articles: Iterable[structx.Article | structx.InputError], target: type[Any], config: structx.Config
 ) -> None:
     out = Console(highlight=False, soft_wrap=True)
-    first: structx.Article | None = None
-    # About four characters a token for English text; the schema goes with every request.
-    schema_tokens = len(json.dumps(target.model_json_schema())) // 4
-    count = 0
-    for item in articles:
-        count += 1
-        if isinstance(item, structx.InputError):
-            out.print(f"{item.article_id}: would fail: {item.reason}", markup=False)
-            continue
-        first = first or item
-        estimate = len(item.text) // 4 + schema_tokens
-        out.print(f"{item.id}: {len(item.text):,} characters, about {estimate:,} prompt tokens", markup=False)
-    out.print(f"{count} articles; nothing was sent.", markup=False)
+    first: tuple[str, dict[str, Any]] | None = None
+    count = requests = tokens = 0
+    with structx.Client(config) as client:
+        for item in articles:
+            count += 1
+            if isinstance(item, structx.InputError):
+                out.print(f"{item.article_id}: would fail: {item.reason}", markup=False)
+                continue
+            # Every chunk's request carries the instructions and the schema again.
+            bodies = client.request_bodies(item, target)
+            estimate = sum(_prompt_tokens(body) for body in bodies)
+            requests, tokens = requests + len(bodies), tokens + estimate
+            first = first or (item.id, bodies[0])
+            out.print(
+                f"{item.id}: {len(item.text):,} characters, {len(bodies)} request(s), about {estimate:,} prompt tokens",
+                markup=False,
+            )
+    out.print(f"{count} articles, {requests} requests, about {tokens:,} prompt tokens; nothing was sent.", markup=False)
     if first is not None:
-        mode = config.structured_output
-        request = {
-            "model": config.model or "(resolved when the run starts)",
-            "structured_output": mode.value,
-            "messages": structx.build_messages(
-                first, target, include_schema=mode is not structx.StructuredOutput.TOOLS
-            ),
-        }
-        out.print(f"The request for {first.id}:", markup=False)
-        out.print_json(json.dumps(request, ensure_ascii=False))
+        article_id, body = first
+        if config.base_url is not None and (config.model is None or config.structured_output == "auto"):
+            out.print(
+                "The run asks GET /models for the model and the structured-output mode left unset; "
+                "this body assumes a server that is neither OpenAI nor llama.cpp.",
+                markup=False,
+            )
+        out.print(f"The body of the first request for {article_id}:", markup=False)
+        out.print(json.dumps(body, ensure_ascii=False, indent=2), markup=False)
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """About four characters a token for English text, over all that is sent: instructions, article, schema."""
+    messages = body.get("messages") or []
+    rest = {key: value for key, value in body.items() if key != "messages"}
+    text = sum(len(str(message.get("content") or "")) for message in messages) + len(json.dumps(rest))
+    return text // 4
+
+
+def _partial(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
 
 
 @contextlib.contextmanager
 def _output(out: Path | None) -> Iterator[TextIO]:
-    """Standard output, or ``out`` written whole or not at all (a temporary file, then a rename)."""
+    """Standard output, or ``out`` replaced whole at the end.
+
+    Lines go to ``OUT.partial`` as articles finish, so a run's progress can be
+    read there; when the run ends that file is renamed to ``out``. A run killed
+    midway leaves it in place (the run database also holds every finished
+    article, and the next run starts it afresh).
+    """
     if out is None:
         yield sys.stdout
         return
-    partial = out.with_name(f".{out.name}.partial")
+    partial = _partial(out)
     try:
         partial.unlink(missing_ok=True)  # a stale one, or a symlink planted there, is not followed
         handle = partial.open("x", encoding="utf-8")
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
-    try:
-        with handle:
-            yield handle
-    except BaseException:
-        partial.unlink(missing_ok=True)  # the run database still holds every finished article
-        raise
+    with handle:
+        yield handle
     partial.replace(out)
 
 
@@ -318,10 +460,11 @@ def _print_summary(
         f"{total} articles: {summary.ok} ok, {summary.failed} failed"
         + (f" ({failed})" if failed else "")
         + (f", {summary.resumed} from an earlier run" if summary.resumed else "")
-        + f"; {summary.records} records, {summary.ungrounded_records} ungrounded"
+        + f"; {summary.records} records, {summary.ungrounded_records} ungrounded, {summary.dropped_records} dropped"
         + f"; {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion tokens"
         + (f" (about ${cost:,.4f} at list prices)" if cost is not None else "")
-        + f"; {summary.requests} requests; {seconds:.1f} s, {rate:.1f} articles/min"
+        + f"; {summary.requests} requests; {summary.cached} answers from the cache"
+        + f"; {seconds:.1f} s, {rate:.1f} articles/min"
         + (f"; wrote {out}" if out is not None else ""),
         markup=False,
     )
