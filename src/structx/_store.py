@@ -2,10 +2,15 @@
 
 One SQLite file (WAL mode) beside the output. A result is stored the moment
 its article finishes, in its own transaction, so a process killed at any
-point loses nothing that was finished, and a re-run skips it. Results are
-keyed by the article's id and content hash, the schema's fingerprint, the
-model and the prompt version: change any of them and the article is
-extracted anew.
+point loses nothing that was finished, and a re-run skips it.
+
+A stored result is reused only for the same question asked the same way:
+it is keyed by the article's id and content hash, the schema's fingerprint,
+the prompt version, the model's resolved name, the structured-output mode
+and the configuration fields in :data:`KEY_FIELDS`. Change any of them and
+the article is extracted anew (the response cache still answers a request
+sent before). The grounding policy is not in the key: it is re-applied to
+the stored answer (see :mod:`structx._batch`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,35 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from structx._backend import Endpoint
+from structx._config import Config
 from structx._errors import InputError
 from structx._models import Article
 from structx._prompt import PROMPT_VERSION
 from structx._schemas import schema_fingerprint
 
-__all__ = ["RunStore", "result_key"]
+__all__ = ["ENDPOINT_FIELDS", "KEY_FIELDS", "REAPPLIED_FIELDS", "TRANSPORT_FIELDS", "RunStore", "result_key"]
+
+# How each field of Config bears on a stored line. Every field is in exactly
+# one group (a test checks), so a new field must be placed in one.
+
+#: What the model is asked, or how its answers become a line: part of the key.
+KEY_FIELDS = ("max_reasks", "max_tokens", "temperature", "frequency_penalty", "chunk_chars", "chunk_overlap")
+#: Part of the key as the endpoint resolved them: the model's name and the structured-output mode.
+ENDPOINT_FIELDS = ("model", "structured_output")
+#: Re-applied to the stored answer on resume, without a new request.
+REAPPLIED_FIELDS = ("grounding",)
+#: How requests travel, not what they ask: a stored line stays valid when these change
+#: (the same model behind another URL answers the same; the embedded server's port changes every run).
+TRANSPORT_FIELDS = (
+    "base_url",
+    "api_key",
+    "timeout",
+    "max_retries",
+    "retry_budget",
+    "retry_initial_wait",
+    "retry_max_wait",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -43,10 +71,27 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
-def result_key(article: Article, schema: type[BaseModel], model: str) -> str:
+def result_key(article: Article, schema: type[BaseModel], endpoint: Endpoint, config: Config) -> str:
+    """The key of an article's stored result under this endpoint and configuration.
+
+    ``config`` is the one requests are made with (:attr:`Client.resolved_config`).
+    """
     # The id is part of the key: two articles with the same text and different
     # ids are two results (the response cache still answers the second one).
-    parts = [article.id, article.content_hash, schema_fingerprint(schema), model, PROMPT_VERSION]
+    # Numbers as floats, so that temperature=0 and temperature=0.0 are one setting.
+    settings: dict[str, Any] = {}
+    for name in KEY_FIELDS:
+        value = getattr(config, name)
+        settings[name] = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    parts = [
+        article.id,
+        article.content_hash,
+        schema_fingerprint(schema),
+        PROMPT_VERSION,
+        endpoint.model,
+        endpoint.mode.value,
+        json.dumps(settings, sort_keys=True),
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
