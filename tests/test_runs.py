@@ -370,3 +370,56 @@ def test_the_key_changes_with_each_key_field_and_the_endpoint_and_not_with_the_r
             "temperature": 0}  # fmt: skip
     for name, value in same.items():
         assert key(dataclasses.replace(config, **{name: value})) == key(), name
+
+
+# -- one run at a time on one output -----------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_second_run_on_the_same_output_is_refused_and_sends_nothing(tmp_path: Path, reliability: Reliability) -> None:
+    count = 4
+    batch, out = _batch(tmp_path, count), tmp_path / "conc.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRUCTX_"))}
+    # The first run's first answer comes late: it holds the output while the second starts.
+    late = Reply(ANSWER.status_code, ANSWER.body, delay=30)
+    with ScriptedServer([late], default=ANSWER) as server:
+        # Structured output "auto": a run starts with GET /models.
+        command = [sys.executable, "-m", "structx", "extract", str(batch), "--out", str(out),
+                   "--base-url", server.base_url, "--max-reasks", "0", "--concurrency", "1"]  # fmt: skip
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while _posts(server) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = list(server.requests)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        sent_by_second = len(server.requests) - len(before)
+        first.kill()  # kill -9: the lock goes with the process
+        _, first_stderr = first.communicate(timeout=10)
+        third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        posts = _posts(server)
+    lines = _lines(out) if out.exists() else []
+    lost = count - len({line["id"] for line in lines})
+    reliability(
+        "runs",
+        f"two runs on one --out ({count} articles), the first holding it; then the first killed (-9) and run again",
+        expected="the second exits 2 naming the first's pid and sends nothing; the run after the kill finishes",
+        observed=f"second exited {second.returncode} after {sent_by_second} requests; "
+        f"after the kill: exit {third.returncode}, {len(lines)} lines, {lost} lost; {posts} requests in all",
+        requests=posts,
+        lost=lost,
+    )
+    assert [(r.method, r.path) for r in before] == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
+    assert second.returncode == 2 and sent_by_second == 0
+    assert f"{out} is in use by another structx process (pid {first.pid})" in second.stderr
+    assert "Traceback" not in second.stderr + first_stderr + third.stderr
+    assert third.returncode == 0, third.stderr
+    assert lost == 0 and len(lines) == count and not (tmp_path / ".conc.jsonl.partial").exists()
+    assert posts == 1 + count  # the killed run's article was asked again, nothing else twice
+
+
+def test_a_run_database_opens_once_at_a_time(tmp_path: Path) -> None:
+    database = tmp_path / "run.sqlite"
+    with structx.RunStore(database), pytest.raises(structx.RunInUse, match=r"run\.sqlite is in use by this process"):
+        structx.RunStore(database)
+    with structx.RunStore(database) as store:  # released on close
+        assert store.count() == 0

@@ -10,7 +10,8 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
     │   ├── ConfigError                bad or incomplete configuration
     │   │   └── LocalModelUnavailable  structx[local] is not installed
     │   ├── SchemaError                a schema cannot be loaded
-    │   └── InputError                 an article cannot be read (names the file)
+    │   ├── InputError                 an article cannot be read (names the file)
+    │   └── RunInUse                   another process holds the run database
     └── ExtractionError                the run failed; carries attempts and usage
         ├── TransportError             no usable HTTP answer after retries
         │   ├── EndpointUnreachable    connection refused, reset or DNS failure
@@ -29,6 +30,7 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -51,6 +53,7 @@ __all__ = [
     "RateLimited",
     "Refusal",
     "RequestRejected",
+    "RunInUse",
     "SchemaError",
     "ServerError",
     "StructxError",
@@ -102,6 +105,22 @@ class InputError(UsageError):
         if line.isdigit() and name:
             return f"{PurePath(name).stem}:{line}"
         return PurePath(text).stem
+
+
+class RunInUse(UsageError):
+    """The run database is held by another process: two runs on one output would both do all the work.
+
+    ``pid`` is the holder's process id, when it could be read.
+    """
+
+    def __init__(self, path: Path | str, pid: int | None) -> None:
+        if pid is not None and pid == os.getpid():
+            holder = "this process (a RunStore on it is still open)"
+        else:
+            holder = f"another structx process (pid {pid})" if pid is not None else "another structx process"
+        super().__init__(f"{path} is in use by {holder}")
+        self.path = path
+        self.pid = pid
 
 
 class ExtractionError(StructxError):

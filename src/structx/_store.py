@@ -11,23 +11,31 @@ and the configuration fields in :data:`KEY_FIELDS`. Change any of them and
 the article is extracted anew (the response cache still answers a request
 sent before). The grounding policy is not in the key: it is re-applied to
 the stored answer (see :mod:`structx._batch`).
+
+One process at a time: a :class:`RunStore` holds an exclusive lock on its
+database for as long as it is open.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
 from pydantic import BaseModel
 
 from structx._backend import Endpoint
 from structx._config import Config
-from structx._errors import InputError
+from structx._errors import InputError, RunInUse
 from structx._models import Article
 from structx._prompt import PROMPT_VERSION
 from structx._schemas import schema_fingerprint
@@ -96,16 +104,24 @@ def result_key(article: Article, schema: type[BaseModel], endpoint: Endpoint, co
 
 
 class RunStore:
-    """Finished articles and cached responses, in one SQLite file."""
+    """Finished articles and cached responses, in one SQLite file.
+
+    Opening it takes an exclusive lock on the database, held until
+    :meth:`close` (or the end of the ``with`` block, or of the process, however
+    it ends): a second store on the same file raises :class:`RunInUse`.
+    The lock is an OS lock on ``<database>.lock``, which holds the pid of its holder.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock_file = _lock(path)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self._lock_file.close()
             raise InputError(f"not a structx run database ({exc})", path=path) from None
         self._lock = threading.Lock()
 
@@ -143,5 +159,84 @@ class RunStore:
             )
 
     def close(self) -> None:
+        """Close the database and release its lock."""
         with self._lock:
             self._db.close()
+            self._lock_file.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _lock(database: Path) -> IO[bytes]:
+    """Take the exclusive lock on ``database``: an open ``<database>.lock`` holding our pid.
+
+    An OS lock ends with the process that holds it, however it ends
+    (``kill -9`` included), so no stale lock is ever left to clear. The file
+    itself stays: removing it would let two processes lock two different files.
+    """
+    path = database.with_name(database.name + ".lock")
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        handle = os.fdopen(os.open(path, flags, 0o644), "r+b", buffering=0)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link planted there
+            raise InputError("is a symbolic link; structx does not write through links", path=path) from None
+        raise InputError(f"cannot open the run's lock file ({exc.strerror})", path=path) from None
+    try:
+        if not _try_lock(handle):
+            raise RunInUse(database, _holder(handle))
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n".encode())
+    except OSError as exc:
+        handle.close()
+        raise InputError(f"cannot lock the run database ({exc.strerror})", path=path) from None
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    # The lock is on one byte far past the pid, which stays readable to the process refused.
+    _LOCKED_BYTE = 1 << 30
+
+    def _try_lock(handle: IO[bytes]) -> bool:
+        handle.seek(_LOCKED_BYTE)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        finally:
+            handle.seek(0)
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(handle: IO[bytes]) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def _holder(handle: IO[bytes]) -> int | None:
+    """The pid in the lock file, waiting briefly for a holder that has just taken the lock to write it."""
+    for _ in range(20):
+        handle.seek(0)
+        text = handle.read(32).decode("ascii", "replace").strip()
+        if text:
+            with contextlib.suppress(ValueError):
+                return int(text)
+            return None
+        time.sleep(0.01)
+    return None

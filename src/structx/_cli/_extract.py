@@ -121,6 +121,7 @@ def extract(
         try:
             endpoint = client.endpoint
         except structx.UsageError as exc:
+            _close(store)  # and release its lock: the process may go on (a test, a caller of main())
             fail(console, str(exc))
         except structx.ExtractionError as exc:
             # Nothing can be extracted: one line says why, and every article
@@ -129,6 +130,7 @@ def extract(
             with _output(out) as sink:
                 for item in articles:
                     sink.write(structx.ArticleOutcome.failed(item, exc).to_json_line() + "\n")
+            _close(store)
             raise typer.Exit(EXIT_SOME_FAILED) from None
         logging.getLogger("structx").info(
             "endpoint %s (%s), model %s, structured output %s (%s)",
@@ -164,8 +166,7 @@ def extract(
                 return stop.is_set()
 
             interrupted = asyncio.run(run())
-    if store is not None:
-        store.close()
+    _close(store)
     if interrupted:
         console.print(
             f"interrupted: {summary.ok + summary.failed} articles finished and were kept; "
@@ -194,9 +195,18 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
     if out.exists() and not database.exists() and not force:
         fail(console, f"{out} exists and was not written by a structx run; pass --force to overwrite it")
     try:
-        return structx.RunStore(database)
+        store = structx.RunStore(database)
+    except structx.RunInUse as exc:
+        holder = f" (pid {exc.pid})" if exc.pid is not None else ""
+        fail(console, f"{out} is in use by another structx process{holder}; wait for it to finish")
     except structx.InputError as exc:
         fail(console, str(exc))
+    return store
+
+
+def _close(store: structx.RunStore | None) -> None:
+    if store is not None:
+        store.close()
 
 
 def _dry_run(
