@@ -24,6 +24,7 @@ from structx._errors import (
     InputError,
     InvalidResponse,
     LocalModelUnavailable,
+    NotAttempted,
     QuotaExceeded,
     RateLimited,
     Refusal,
@@ -36,6 +37,7 @@ from structx._errors import (
     TruncatedOutput,
     UsageError,
     ValidationFailed,
+    is_fatal_for_batch,
 )
 from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, load_predictions
 from structx._export import export_tables
@@ -75,6 +77,7 @@ __all__ = [
     "InputError",
     "InvalidResponse",
     "LocalModelUnavailable",
+    "NotAttempted",
     "QuotaExceeded",
     "RateLimited",
     "RecordGrounding",
@@ -104,6 +107,7 @@ __all__ = [
     "extract_many",
     "ground",
     "html_to_text",
+    "is_fatal_for_batch",
     "iter_article_files",
     "iter_articles",
     "load_gold",

@@ -20,7 +20,14 @@ from pydantic import BaseModel, ValidationError
 from structx._api import Client
 from structx._config import GroundingPolicy
 from structx._documents import iter_articles
-from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError
+from structx._errors import (
+    ConfigError,
+    ExtractionError,
+    GroundingFailed,
+    InputError,
+    NotAttempted,
+    is_fatal_for_batch,
+)
 from structx._grounding import apply_grounding_policy
 from structx._models import Article, Result, Usage
 from structx._schemas import load_schema
@@ -152,6 +159,12 @@ async def aextract_many(
     earlier ``drop`` removed, an answer an earlier ``fail`` refused), the
     article is extracted again.
 
+    An error fatal for the batch (see :func:`is_fatal_for_batch`: a
+    rejected key, an exhausted quota, a model the endpoint does not have)
+    stops it: no article starts after it, and each one left gets an outcome
+    without a request, a :class:`NotAttempted` error unless its stored
+    outcome can be reused.
+
     Once ``stop`` is set, no new article starts; those already running finish.
     """
     if concurrency < 1:
@@ -159,9 +172,13 @@ async def aextract_many(
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
     items = _once_each(iter_articles(articles))
     running: set[asyncio.Task[ArticleOutcome]] = set()
+    fatal: ArticleOutcome | None = None  # this run's first outcome whose error every article would meet
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
 
     def refill() -> None:
-        if stop is not None and stop.is_set():
+        if fatal is not None or stopped():
             return
         for item in itertools.islice(items, concurrency - len(running)):
             running.add(asyncio.ensure_future(_extract_one(item, client, schema, store, redo)))
@@ -172,8 +189,16 @@ async def aextract_many(
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 running.discard(task)
-                yield task.result()
+                outcome = task.result()
+                if fatal is None and outcome.error is not None and is_fatal_for_batch(outcome.error):
+                    fatal = outcome
+                yield outcome
             refill()
+        if fatal is not None:
+            for item in items:
+                if stopped():
+                    break
+                yield _without_request(item, fatal, client, schema, store, redo)
     finally:
         for task in running:
             task.cancel()
@@ -281,6 +306,28 @@ async def _extract_one(
     outcome = await _extract(item, client, schema)
     store.save(key, item.id, outcome.status, outcome.to_json())
     return outcome
+
+
+def _without_request(
+    item: Article | InputError,
+    fatal: ArticleOutcome,
+    client: Client,
+    schema: type[BaseModel],
+    store: RunStore | None,
+    redo: Literal["failed", "all"] | None,
+) -> ArticleOutcome:
+    """The outcome of an article left when ``fatal`` stopped the batch: stored, unreadable or not attempted.
+
+    A not-attempted outcome is not stored: the next run sends the article.
+    """
+    if isinstance(item, InputError):
+        return ArticleOutcome.failed(item, item)
+    if store is not None:
+        key = result_key(item, schema, client.endpoint, client.resolved_config)
+        if (resumed := _resumed(store, key, item, client, schema, redo)) is not None:
+            return resumed
+    assert isinstance(fatal.error, ExtractionError)
+    return ArticleOutcome.failed(item, NotAttempted(fatal.error, fatal.id))
 
 
 def _resumed(

@@ -25,7 +25,12 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
         ├── TruncatedOutput            finish_reason == "length"
         ├── Refusal                    the model declined to answer
         ├── ValidationFailed           every re-ask still gave an invalid answer
-        └── GroundingFailed            a record stayed ungrounded (grounding policy "fail")
+        ├── GroundingFailed            a record stayed ungrounded (grounding policy "fail")
+        └── NotAttempted               not sent: the batch stopped at an error fatal for it
+
+An error is *fatal for a batch* when every article of the batch would meet
+it, because it is about the endpoint, the key or the account rather than the
+article: see :func:`is_fatal_for_batch`.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "InputError",
     "InvalidResponse",
     "LocalModelUnavailable",
+    "NotAttempted",
     "QuotaExceeded",
     "RateLimited",
     "Refusal",
@@ -61,6 +67,7 @@ __all__ = [
     "TruncatedOutput",
     "UsageError",
     "ValidationFailed",
+    "is_fatal_for_batch",
 ]
 
 
@@ -108,7 +115,7 @@ class InputError(UsageError):
 
 
 class RunInUse(UsageError):
-    """The run database is held by another process: two runs on one output would both do all the work.
+    """The run database is open in another RunStore, most often another process's run on the same output.
 
     ``pid`` is the holder's process id, when it could be read.
     """
@@ -203,3 +210,39 @@ class GroundingFailed(ExtractionError):
     """Under the ``fail`` policy: a record's evidence or names were still not in the article."""
 
     grounding: GroundingReport | None = None
+
+
+class NotAttempted(ExtractionError):
+    """The article was never sent: an earlier article of the batch failed with an error fatal for it.
+
+    ``stopped_by`` is that error (also the ``__cause__``), ``stopped_at`` the id of its article.
+    """
+
+    def __init__(self, stopped_by: ExtractionError, stopped_at: str) -> None:
+        super().__init__(
+            f"not sent: the batch stopped after {type(stopped_by).__name__} on {stopped_at}, "
+            f"which every article would meet: {stopped_by}"
+        )
+        self.stopped_by = stopped_by
+        self.stopped_at = stopped_at
+        self.__cause__ = stopped_by
+
+
+def is_fatal_for_batch(error: BaseException) -> bool:
+    """True for an error that every article of the batch would meet as well.
+
+    Every article goes to the same URL with the same key and model, so these
+    answers are about the endpoint, the key or the account, not about the
+    article, and a batch stops at the first one:
+
+    * :class:`AuthenticationFailed` (401, 403): the key is missing, wrong or lacks access;
+    * :class:`QuotaExceeded` (429 ``insufficient_quota``): the account is out of credit;
+    * :class:`RequestRejected` with status 404: the model (``model_not_found``),
+      or the chat completions route, does not exist at this endpoint.
+
+    Other rejections (400, 422, ...) can be about one article (a context too
+    long, say) and fail only that article.
+    """
+    if isinstance(error, AuthenticationFailed | QuotaExceeded):
+        return True
+    return isinstance(error, RequestRejected) and error.status_code == 404

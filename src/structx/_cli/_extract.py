@@ -145,6 +145,8 @@ def extract(
         with _output(out) as sink, _progress(console, enabled=not quiet and not verbose) as bar:
             task = bar.add_task("extracting", total=known) if bar else None
 
+            stopped: list[structx.NotAttempted] = []  # the first article an error fatal for the batch left unsent
+
             async def run() -> bool:
                 # Ctrl-C stops new work; what is in flight finishes, and is kept.
                 stop = asyncio.Event()
@@ -156,7 +158,11 @@ def extract(
                 async for outcome in batch:
                     sink.write(outcome.to_json_line() + "\n")
                     summary.add(outcome)
-                    _report(console, outcome, verbose)
+                    if isinstance(outcome.error, structx.NotAttempted):
+                        if not stopped:  # reported once for all of them, below
+                            stopped.append(outcome.error)
+                    else:
+                        _report(console, outcome, verbose)
                     if bar is not None and task is not None:
                         done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
                         rate = done / elapsed * 60 if elapsed else 0.0
@@ -166,6 +172,15 @@ def extract(
                 return stop.is_set()
 
             interrupted = asyncio.run(run())
+    if stopped:
+        first, not_sent = stopped[0], summary.errors_by_type[structx.NotAttempted.__name__]
+        console.print(
+            f"structx: error: stopped after {type(first.stopped_by).__name__} on {first.stopped_at}, "
+            f"which every article would meet ({first.stopped_by}); {not_sent} article(s) were not sent "
+            "and have a NotAttempted error line",
+            style="red",
+            markup=False,
+        )
     _close(store)
     if interrupted:
         console.print(
