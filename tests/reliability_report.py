@@ -26,6 +26,7 @@ REPORT = ROOT / "RELIABILITY.md"
 MODULES = [
     "tests/test_extract_scripted.py",
     "tests/test_batch.py",
+    "tests/test_runs.py",
     "tests/test_hostile_inputs.py",
     "tests/test_injection.py",
     "tests/test_secrets.py",
@@ -113,6 +114,10 @@ def render(cases: list[Case]) -> str:
         "## Faults in a batch",
         "",
         *_table(cases, "batch"),
+        "",
+        "## Runs: resuming under changed options, one run per output",
+        "",
+        *_table(cases, "runs"),
         "",
         "## Hostile and broken input",
         "",
