@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import structx
 from structx._batch import _once_each
+from structx._cli import app
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction
 from tests.cassettes import FAULT_ARTICLE, fault_scenarios, scripted_config, seed_answer, seed_article, seed_paths
@@ -118,8 +121,9 @@ def test_every_fault_in_one_batch_costs_only_its_own_article(reliability: Reliab
     good = Reply.answer(seed_answer(FAULT_ARTICLE))
     late = Reply(good.status_code, good.body, delay=1.0)
     cut = Reply(good.status_code, good.body, cut_after=100)
+    # Not those that every article would meet: they stop the batch (see the tests below).
     faults: list[tuple[str, tuple[Reply, ...], type[structx.StructxError] | None, int]] = [
-        (s.name, s.replies, *EXPECTED[s.name][:2]) for s in fault_scenarios()
+        (s.name, s.replies, *EXPECTED[s.name][:2]) for s in fault_scenarios() if s.name not in FATAL_FAULTS
     ]
     faults += [
         ("connection reset mid-body", (cut, cut, cut), structx.EndpointUnreachable, 3),
@@ -159,6 +163,110 @@ def test_every_fault_in_one_batch_costs_only_its_own_article(reliability: Reliab
         assert outcome.to_json()["requests"] == requests, name
         assert by_id[f"ok-{n}"].status == "ok"
     assert len(posts) == sum(requests for *_, requests in faults) + len(faults)
+
+
+#: Faults of the matrix that every article of a batch would meet: a bad key, no credit, no such model.
+FATAL_FAULTS = {"401", "403", "404", "429_insufficient_quota"}
+
+FATAL_REPLIES = {
+    "401": (Reply.status(401, "Incorrect API key provided."), structx.AuthenticationFailed),
+    "404 model_not_found": (
+        Reply.status(404, "The model `nope` does not exist or you do not have access to it.", code="model_not_found"),
+        structx.RequestRejected,
+    ),
+    "429 insufficient_quota": (
+        Reply.status(429, "You exceeded your current quota.", code="insufficient_quota"),
+        structx.QuotaExceeded,
+    ),
+}
+
+
+def _jsonl(tmp_path: Path, count: int) -> Path:
+    text = seed_article(FAULT_ARTICLE).text
+    path = tmp_path / "batch.jsonl"
+    path.write_text("".join(json.dumps({"id": f"a{n}", "text": f"{text}\nCopy {n}."}) + "\n" for n in range(count)))
+    return path
+
+
+@pytest.mark.parametrize("fault", FATAL_REPLIES)
+def test_an_error_every_article_would_meet_stops_the_batch(
+    tmp_path: Path, fault: str, reliability: Reliability
+) -> None:
+    count = 5
+    reply, error = FATAL_REPLIES[fault]
+    batch, out = _jsonl(tmp_path, count), tmp_path / "out.jsonl"
+    with ScriptedServer(default=reply) as server:
+        args = ["extract", str(batch), "--out", str(out), "--base-url", server.base_url, "--model", "nope",
+                "--structured-output", "json_schema", "--concurrency", "1"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        sent = len(server.requests)
+        lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        server.default = Reply.answer(seed_answer(FAULT_ARTICLE))  # fixed: the next run sends what was not sent
+        again = CliRunner().invoke(app, args)
+        sent_again = len(server.requests) - sent
+    types = [line.get("error", {}).get("type", "ok") for line in lines]
+    lost = count - len({line["id"] for line in lines})
+    reliability(
+        "batch",
+        f"{fault} on every request, {count} articles, concurrency 1",
+        expected=f"1 request; 1 {error.__name__} line and {count - 1} NotAttempted lines; one line says why; exit 1",
+        observed=f"{sent} request(s); lines: {', '.join(f'{types.count(t)} {t}' for t in dict.fromkeys(types))}; "
+        f"exit {result.exit_code}; {lost} lost",
+        requests=sent,
+        lost=lost,
+    )
+    assert result.exit_code == 1 and sent == 1
+    assert lost == 0 and len(lines) == count
+    assert types == [error.__name__] + ["NotAttempted"] * (count - 1)
+    assert lines[1]["error"]["message"].startswith(f"not sent: the batch stopped after {error.__name__} on a0")
+    assert lines[1]["requests"] == 0
+    (why,) = [line for line in result.stderr.splitlines() if "stopped after" in line]
+    assert f"stopped after {error.__name__} on a0" in why and f"{count - 1} article(s) were not sent" in why
+    assert "NotAttempted:" not in result.stderr  # one line for all of them, not one each
+    # Articles that were not sent are not stored as failed: the next run sends them.
+    assert again.exit_code == 1 and sent_again == count - 1
+    assert "1 from an earlier run" in again.stderr
+
+
+def test_a_stopped_batch_still_gives_every_article_one_outcome_at_any_concurrency() -> None:
+    articles = [structx.Article(text=seed_article(FAULT_ARTICLE).text, id=f"copy-{n}") for n in range(12)]
+    with (
+        ScriptedServer(default=FATAL_REPLIES["401"][0]) as server,
+        structx.Client(scripted_config(base_url=server.base_url)) as client,
+    ):
+        outcomes = list(structx.extract_many(articles, client, ArticleExtraction, concurrency=3))
+        sent = len(server.requests)
+    assert sorted(o.id for o in outcomes) == sorted(a.id for a in articles)
+    assert sent <= 3  # those already in flight when the first 401 came back
+    errors = [type(o.error) for o in outcomes]
+    assert errors.count(structx.AuthenticationFailed) == sent
+    assert errors.count(structx.NotAttempted) == len(articles) - sent
+
+
+def test_a_model_the_server_does_not_list_is_refused_before_any_article(tmp_path: Path) -> None:
+    batch, out = _jsonl(tmp_path, 3), tmp_path / "out.jsonl"
+    with ScriptedServer(default=Reply.answer(seed_answer(FAULT_ARTICLE))) as server:  # it lists scripted-model
+        args = ["extract", str(batch), "--out", str(out), "--base-url", server.base_url, "--model", "nope"]
+        result = CliRunner().invoke(app, args)
+        requests = [(r.method, r.path) for r in server.requests]
+    assert result.exit_code == 2
+    assert f"model 'nope' is not served by {server.base_url}, which lists: scripted-model" in result.stderr
+    assert requests == [("GET", "/v1/models")]
+    assert not out.exists()
+
+
+def test_the_errors_fatal_for_a_batch_are_a_bad_key_no_credit_and_no_such_model() -> None:
+    def rejected(cls: type[structx.RequestRejected], status: int) -> structx.RequestRejected:
+        return cls("x", status_code=status)
+
+    assert structx.is_fatal_for_batch(rejected(structx.AuthenticationFailed, 401))
+    assert structx.is_fatal_for_batch(rejected(structx.AuthenticationFailed, 403))
+    assert structx.is_fatal_for_batch(rejected(structx.QuotaExceeded, 429))
+    assert structx.is_fatal_for_batch(rejected(structx.RequestRejected, 404))
+    for status in (400, 413, 422):  # these can be about one article (a context too long, say)
+        assert not structx.is_fatal_for_batch(rejected(structx.RequestRejected, status))
+    assert not structx.is_fatal_for_batch(structx.RateLimited("x", status_code=429))
+    assert not structx.is_fatal_for_batch(structx.ServerError("x", status_code=500))
 
 
 def test_ids_taken_by_unreadable_inputs_and_by_renames_are_not_reused() -> None:

@@ -94,3 +94,9 @@ def test_a_bad_key_is_named_without_being_shown() -> None:
 def test_whole_numbers_are_numbers_and_none_leaves_optional_fields_to_the_endpoint() -> None:
     config = structx.Config(timeout=5, temperature=1, max_tokens=None, frequency_penalty=None, chunk_chars=None)
     assert (config.timeout, config.temperature, config.max_tokens, config.chunk_chars) == (5, 1, None, None)
+
+
+@pytest.mark.parametrize("url", ["http://x[red]y/v1", "http://127.0.0.1:port/v1", "http://[::1/v1"])
+def test_a_base_url_that_cannot_be_parsed_is_a_config_error(url: str) -> None:
+    with pytest.raises(structx.ConfigError, match="base URL is not a valid URL"):
+        structx.Config(base_url=url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,10 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 import structx
+from structx._backend import Endpoint
 from structx._cli import app
+from structx._store import ENDPOINT_FIELDS, INPUT_FIELDS, KEY_FIELDS, REAPPLIED_FIELDS, TRANSPORT_FIELDS, result_key
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction
 from tests.cassettes import FAULT_ARTICLE, fabricated_answer, seed_answer, seed_article
+from tests.conftest import Reliability
 
 ANSWER = Reply.answer(seed_answer(FAULT_ARTICLE))
 
@@ -239,3 +243,213 @@ def test_leaving_extract_many_early_stops_the_batch(tmp_path: Path) -> None:
         sent = _posts(server)
     assert sent <= 4  # the first two, and at most the two that had started when it stopped
     assert not [t for t in threading.enumerate() if t.name == "structx-extract-many"]
+
+
+# -- a resumed run gives the line today's options give --------------------------------------
+
+FABRICATED = Reply.answer(fabricated_answer())
+
+
+def _invoke(args: list[str]) -> Any:
+    return CliRunner().invoke(app, args)
+
+
+def _comparable(line: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in line.items() if key != "latency_s"}
+
+
+@pytest.mark.parametrize("policy", ["drop", "fail"])
+def test_a_stricter_grounding_policy_is_applied_to_the_stored_answer_without_a_request(
+    tmp_path: Path, policy: str, reliability: Reliability
+) -> None:
+    batch, out, fresh = _batch(tmp_path, 1), tmp_path / "out.jsonl", tmp_path / "fresh.jsonl"
+    with ScriptedServer(default=FABRICATED) as server:
+        first = _invoke(_args(server, batch, out, "--grounding", "keep"))
+        kept = _lines(out)
+        rerun = _invoke(_args(server, batch, out, "--grounding", policy))
+        sent_by_rerun = _posts(server) - 1
+        # What a run with today's options gives, from scratch.
+        new = _invoke(_args(server, batch, fresh, "--grounding", policy))
+    (line,), (expected,) = _lines(out), _lines(fresh)
+    dropped = sum(record["dropped"] for record in (line.get("grounding") or {}).get("records", []))
+    reliability(
+        "runs",
+        f"an answer kept with 2 ungrounded records, resumed with --grounding {policy}",
+        expected="no request; the line a fresh run with the new policy writes",
+        observed=f"{sent_by_rerun} requests; status {line['status']}, {dropped} records dropped, "
+        f"{'the same line' if _comparable(line) == _comparable(expected) else 'a different line'} as a fresh run; "
+        f"exit {rerun.exit_code}",
+        requests=sent_by_rerun,
+    )
+    assert first.exit_code == 0 and not kept[0]["grounding"]["grounded"]
+    assert sent_by_rerun == 0
+    assert "1 from an earlier run" in rerun.stderr
+    assert _comparable(line) == _comparable(expected)
+    if policy == "drop":
+        assert rerun.exit_code == new.exit_code == 0 and dropped == 2
+        assert line["records"] != kept[0]["records"]
+    else:
+        assert rerun.exit_code == new.exit_code == 1 and line["error"]["type"] == "GroundingFailed"
+
+
+def test_records_an_earlier_policy_removed_or_refused_are_extracted_again(
+    tmp_path: Path, reliability: Reliability
+) -> None:
+    batch, dropped_out, failed_out = _batch(tmp_path, 1), tmp_path / "dropped.jsonl", tmp_path / "failed.jsonl"
+    with ScriptedServer(default=FABRICATED) as server:
+        assert _invoke(_args(server, batch, dropped_out, "--grounding", "drop")).exit_code == 0
+        kept = _invoke(_args(server, batch, dropped_out, "--grounding", "keep"))
+        after_drop = _posts(server)  # the kept answer came from the response cache
+        assert _invoke(_args(server, batch, failed_out, "--grounding", "fail")).exit_code == 1
+        kept_after_fail = _invoke(_args(server, batch, failed_out, "--grounding", "keep"))
+        after_fail = _posts(server) - after_drop - 1  # a refused answer is not cached: asked again
+    (from_drop,), (from_fail,) = _lines(dropped_out), _lines(failed_out)
+    whole = [line.get("records") == fabricated_answer().model_dump(mode="json") for line in (from_drop, from_fail)]
+    reliability(
+        "runs",
+        "answers stored under --grounding drop (2 records removed) and fail, resumed with keep",
+        expected="extracted again: from the response cache after drop, 1 request after fail; every record kept",
+        observed=f"{after_drop - 1} and {after_fail} requests; statuses {from_drop['status']} and "
+        f"{from_fail['status']}; every record kept: {whole[0]} and {whole[1]}",
+        requests=after_drop - 1 + after_fail,
+    )
+    assert kept.exit_code == kept_after_fail.exit_code == 0
+    assert "from an earlier run" not in kept.stderr + kept_after_fail.stderr
+    assert after_drop == 1 and from_drop["cached"] == 1
+    assert after_fail == 1
+    for line in (from_drop, from_fail):
+        assert line["status"] == "ok" and line["records"] == fabricated_answer().model_dump(mode="json")
+        assert not any(record["dropped"] for record in line["grounding"]["records"])
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--max-tokens", "1000"], ["--chunk-chars", "1000"], ["--structured-output", "json_object_schema"]],
+    ids=lambda option: option[0],
+)
+def test_an_option_that_changes_the_request_is_not_answered_by_the_stored_line(
+    tmp_path: Path, option: list[str], reliability: Reliability
+) -> None:
+    batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
+    with ScriptedServer(default=ANSWER) as server:
+        assert _invoke(_args(server, batch, out)).exit_code == 0
+        before = _posts(server)
+        changed = _invoke(_args(server, batch, out, *option))
+        sent = _posts(server) - before
+        (line,) = _lines(out)
+    reliability(
+        "runs",
+        f"a finished article run again with {' '.join(option)}",
+        expected="extracted again with the new option",
+        observed=f"{sent} requests, exit {changed.exit_code}, "
+        + ("resumed" if "from an earlier run" in changed.stderr else "extracted again")
+        + f", {line['chunks']} chunk(s), mode {line['mode']}",
+        requests=sent,
+    )
+    assert changed.exit_code == 0 and "from an earlier run" not in changed.stderr
+    assert sent == line["chunks"] >= 1
+    given = dict([option])
+    assert [r.body["max_tokens"] for r in server.requests[-sent:]] == [int(given.get("--max-tokens", 2048))] * sent
+    assert line["mode"] == given.get("--structured-output", "json_schema")
+
+
+def test_more_reasks_ask_again_instead_of_resuming_the_ungrounded_answer(
+    tmp_path: Path, reliability: Reliability
+) -> None:
+    batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
+    with ScriptedServer([FABRICATED, ANSWER]) as server:
+        assert _invoke(_args(server, batch, out)).exit_code == 0  # --max-reasks 0: kept ungrounded
+        again = _invoke([*_args(server, batch, out), "--max-reasks", "1"])
+        sent = _posts(server) - 1
+    (line,) = _lines(out)
+    reliability(
+        "runs",
+        "an ungrounded answer stored with --max-reasks 0, run again with --max-reasks 1",
+        expected="the first answer from the response cache, then 1 re-ask sent; grounded",
+        observed=f"{sent} request(s), {line['attempts']} model answers, grounded: {line['grounding']['grounded']}",
+        requests=sent,
+    )
+    assert again.exit_code == 0 and sent == 1
+    assert (line["attempts"], line["cached"], line["grounding"]["grounded"]) == (2, 1, True)
+
+
+def test_every_config_field_is_in_the_resume_key_or_said_not_to_be() -> None:
+    groups = [KEY_FIELDS, ENDPOINT_FIELDS, REAPPLIED_FIELDS, INPUT_FIELDS, TRANSPORT_FIELDS]
+    placed = [name for group in groups for name in group]
+    assert sorted(placed) == sorted({f.name for f in dataclasses.fields(structx.Config)}), (
+        "place each Config field in exactly one group of structx._store"
+    )
+
+
+def test_the_key_changes_with_each_key_field_and_the_endpoint_and_not_with_the_rest() -> None:
+    article = seed_article(FAULT_ARTICLE)
+    config = structx.Config(base_url="http://127.0.0.1:1/v1", model="m", structured_output="json_schema")
+    endpoint = Endpoint(config.resolved_base_url(), "m", structx.StructuredOutput.JSON_SCHEMA, "", "")
+
+    def key(config: structx.Config = config, endpoint: Endpoint = endpoint) -> str:
+        return result_key(article, ArticleExtraction, endpoint, config)
+
+    changed = {"max_reasks": 5, "max_tokens": 99, "temperature": 0.5, "frequency_penalty": 0.3,
+               "chunk_chars": 5_000, "chunk_overlap": 10}  # fmt: skip
+    assert set(changed) == set(KEY_FIELDS)
+    for name, value in changed.items():
+        assert key(dataclasses.replace(config, **{name: value})) != key(), name
+    assert key(endpoint=dataclasses.replace(endpoint, model="other")) != key()
+    assert key(endpoint=dataclasses.replace(endpoint, mode=structx.StructuredOutput.TOOLS)) != key()
+    same = {"grounding": "fail", "base_url": "http://127.0.0.1:2/v1", "timeout": 5.0, "max_retries": 0,
+            "temperature": 0}  # fmt: skip
+    for name, value in same.items():
+        assert key(dataclasses.replace(config, **{name: value})) == key(), name
+
+
+# -- one run at a time on one output -----------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_second_run_on_the_same_output_is_refused_and_sends_nothing(tmp_path: Path, reliability: Reliability) -> None:
+    count = 4
+    batch, out = _batch(tmp_path, count), tmp_path / "conc.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRUCTX_"))}
+    # The first run's first answer comes late: it holds the output while the second starts.
+    late = Reply(ANSWER.status_code, ANSWER.body, delay=30)
+    with ScriptedServer([late], default=ANSWER) as server:
+        # Structured output "auto": a run starts with GET /models.
+        command = [sys.executable, "-m", "structx", "extract", str(batch), "--out", str(out),
+                   "--base-url", server.base_url, "--max-reasks", "0", "--concurrency", "1"]  # fmt: skip
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while _posts(server) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = list(server.requests)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        sent_by_second = len(server.requests) - len(before)
+        first.kill()  # kill -9: the lock goes with the process
+        _, first_stderr = first.communicate(timeout=10)
+        third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        posts = _posts(server)
+    lines = _lines(out) if out.exists() else []
+    lost = count - len({line["id"] for line in lines})
+    reliability(
+        "runs",
+        f"two runs on one --out ({count} articles), the first holding it; then the first killed (-9) and run again",
+        expected="the second exits 2 naming the first's pid and sends nothing; the run after the kill finishes",
+        observed=f"second exited {second.returncode} after {sent_by_second} requests; "
+        f"after the kill: exit {third.returncode}, {len(lines)} lines, {lost} lost; {posts} requests in all",
+        requests=posts,
+        lost=lost,
+    )
+    assert [(r.method, r.path) for r in before] == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
+    assert second.returncode == 2 and sent_by_second == 0
+    assert f"{out} is in use by another structx process (pid {first.pid})" in second.stderr
+    assert "Traceback" not in second.stderr + first_stderr + third.stderr
+    assert third.returncode == 0, third.stderr
+    assert lost == 0 and len(lines) == count and not (tmp_path / ".conc.jsonl.partial").exists()
+    assert posts == 1 + count  # the killed run's article was asked again, nothing else twice
+
+
+def test_a_run_database_opens_once_at_a_time(tmp_path: Path) -> None:
+    database = tmp_path / "run.sqlite"
+    with structx.RunStore(database), pytest.raises(structx.RunInUse, match=r"run\.sqlite is in use by this process"):
+        structx.RunStore(database)
+    with structx.RunStore(database) as store:  # released on close
+        assert store.count() == 0

@@ -31,13 +31,13 @@ def _echoing_replies() -> list[Reply]:
     good = Reply.answer(seed_answer(FAULT_ARTICLE))
     echo = f"Incorrect API key provided: {CANARY}. Authorization: Bearer {CANARY}"
     return [
-        Reply.status(401, echo),  # article 1: no retry
-        Reply.status(500, echo), Reply.status(503, echo), Reply.status(502, echo),  # article 2: retried, fails
-        Reply(200, f"<html>Bearer {CANARY}</html>".encode()),  # article 3: not JSON
-        Reply.completion("not json"), Reply.completion("[]"), Reply.completion('{"visits": 5}'),  # article 4: invalid
-        Reply.completion(None, refusal=f"I will not repeat {CANARY}"),  # article 5: refusal
-        Reply.status(401, "x" * 290 + CANARY),  # article 6: the key across the message's cut
-        good,  # article 7: ok
+        Reply.status(500, echo), Reply.status(503, echo), Reply.status(502, echo),  # article 1: retried, fails
+        Reply(200, f"<html>Bearer {CANARY}</html>".encode()),  # article 2: not JSON
+        Reply.completion("not json"), Reply.completion("[]"), Reply.completion('{"visits": 5}'),  # article 3: invalid
+        Reply.completion(None, refusal=f"I will not repeat {CANARY}"),  # article 4: refusal
+        Reply.status(400, "x" * 290 + CANARY),  # article 5: the key across the message's cut
+        good,  # article 6: ok
+        Reply.status(401, echo),  # article 7: no retry; in a batch, no article is sent after it
     ]  # fmt: skip
 
 
@@ -67,13 +67,13 @@ def test_no_key_in_output_logs_or_run_database_with_debug_logging(tmp_path: Path
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["error"]["type"] if "error" in line else "ok" for line in lines) == sorted(
         [
-            "AuthenticationFailed",
-            "ServerError",
-            "InvalidResponse",
+            "InvalidResponse",  # more retries than in the library test: the 5xx are retried into the HTML page
             "ValidationFailed",
             "Refusal",
-            "AuthenticationFailed",
+            "RequestRejected",
             "ok",
+            "AuthenticationFailed",
+            "NotAttempted",  # after the 401, which says it in its message
         ]
     )
     assert "DEBUG" in done.stderr or "Request options" in done.stderr  # the debug logging was on
@@ -101,13 +101,16 @@ def test_no_key_in_library_errors_or_debug_log_records(caplog: pytest.LogCapture
     with ScriptedServer(replies) as server:
         config = scripted_config(base_url=server.base_url, api_key=CANARY)
         with structx.Client(config) as client:
-            for _ in range(6):
-                with pytest.raises(structx.ExtractionError) as caught:
-                    client.extract(seed_article(FAULT_ARTICLE))
-                error = caught.value
-                seen += [str(error), repr(error), repr(vars(error)), json.dumps(error.usage.to_dict())]
-            result = client.extract(seed_article(FAULT_ARTICLE))
-            seen.append(repr(result))
+            errors = 0
+            for _ in range(7):  # six failures and one result, as the replies come
+                try:
+                    result = client.extract(seed_article(FAULT_ARTICLE))
+                except structx.ExtractionError as error:
+                    errors += 1
+                    seen += [str(error), repr(error), repr(vars(error)), json.dumps(error.usage.to_dict())]
+                else:
+                    seen.append(repr(result))
+            assert errors == 6
     assert caplog.records, "debug logging captured nothing"
     seen += [record.getMessage() for record in caplog.records]
     assert [text for text in seen if any(needle in text for needle in NEEDLES)] == []

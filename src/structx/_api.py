@@ -55,6 +55,15 @@ class Client:
         """
         return self._get_engine().endpoint
 
+    @property
+    def resolved_config(self) -> Config:
+        """The configuration requests are made with: :attr:`config` as resolving the endpoint completed it.
+
+        For the embedded model, that sets its frequency penalty. Resolving may
+        start the embedded server or send ``GET /models``.
+        """
+        return self._get_engine().config
+
     def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
         """Fill ``schema`` from one article with one model call (plus re-asks).
 

@@ -350,6 +350,9 @@ class Backend:
         server gets ``json_schema``. Servers are told apart by ``GET /models``
         (llama-cpp-python reports ``owned_by: "me"``, llama-server
         ``"llamacpp"``, vLLM ``"vllm"``, Ollama ``"library"``/``"ollama"``).
+        When that is asked and lists models, a configured model must be one
+        of them: a :class:`ConfigError` before any article, rather than the
+        same 404 for every article.
         With ``probe=False`` nothing is sent: a server that would be asked is
         taken for a generic one, and a model it would name is left as
         :data:`UNRESOLVED_MODEL`.
@@ -370,6 +373,12 @@ class Backend:
         else:
             server, served = self._probe()
             reason = f"GET /models reports a {server} server"
+            if model is not None and served and not _is_served(model, served):
+                listed = ", ".join(served[:5]) + (f" and {len(served) - 5} more" if len(served) > 5 else "")
+                raise ConfigError(
+                    f"model {model!r} is not served by {redact_url(self._base_url)}, which lists: {listed}; "
+                    "pass one of them with --model"
+                )
             model = model or (served[0] if served else None)
             if model is None:
                 raise ConfigError(
@@ -612,6 +621,11 @@ def _as_completion(value: Any, scrub: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         raise InvalidResponse(f"the endpoint answered with text, not JSON: {scrub(value)[:120]!r}")
     return value
+
+
+def _is_served(model: str, served: list[str]) -> bool:
+    # Ollama lists "qwen2.5:7b" and "llama3:latest", and takes "llama3" for the latter.
+    return model in served or f"{model}:latest" in served
 
 
 def _is_retryable(exc: BaseException) -> bool:

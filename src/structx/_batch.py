@@ -15,13 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from structx._api import Client
 from structx._backend import Halt, halting
-from structx._config import MAX_ARTICLE_BYTES
+from structx._config import MAX_ARTICLE_BYTES, GroundingPolicy
 from structx._documents import iter_articles
-from structx._errors import ConfigError, ExtractionError, GroundingFailed, InputError, Interrupted
+from structx._errors import (
+    ConfigError,
+    ExtractionError,
+    GroundingFailed,
+    InputError,
+    Interrupted,
+    NotAttempted,
+    is_fatal_for_batch,
+)
+from structx._grounding import apply_grounding_policy
 from structx._models import Article, Result, Usage
 from structx._schemas import load_schema
 from structx._store import RunStore, result_key
@@ -163,7 +172,18 @@ async def aextract_many(
     With a ``store``, each outcome is saved as soon as it is known, and an
     article finished in an earlier run is not extracted again (its stored
     outcome comes back, marked ``resumed``), except errors when ``redo`` is
-    ``"failed"`` and everything when it is ``"all"``.
+    ``"failed"`` and everything when it is ``"all"``. A stored outcome is
+    reused only under the same model and settings (see :func:`result_key`);
+    the client's grounding policy is applied to it anew, and where the stored
+    line cannot show what the policy would make of the answer (records an
+    earlier ``drop`` removed, an answer an earlier ``fail`` refused), the
+    article is extracted again.
+
+    An error fatal for the batch (see :func:`is_fatal_for_batch`: a
+    rejected key, an exhausted quota, a model the endpoint does not have)
+    stops it: no article starts after it, and each one left gets an outcome
+    without a request, a :class:`NotAttempted` error unless its stored
+    outcome can be reused.
 
     Once ``stop`` is set, no new article starts and no new request is sent:
     requests in flight may finish (within the timeout), and an article that
@@ -180,9 +200,10 @@ async def aextract_many(
     halt = Halt(stop, cancel)
     context = halting(halt)  # what each article's requests check
     loop = asyncio.get_running_loop()
+    fatal: ArticleOutcome | None = None  # this run's first outcome whose error every article would meet
 
     def refill() -> None:
-        if halt.stopped:
+        if fatal is not None or halt.stopped:
             return
         for item in itertools.islice(items, concurrency - len(running)):
             task = _extract_one(item, client, schema, store, redo)
@@ -194,8 +215,16 @@ async def aextract_many(
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 running.discard(task)
-                yield task.result()
+                outcome = task.result()
+                if fatal is None and outcome.error is not None and is_fatal_for_batch(outcome.error):
+                    fatal = outcome
+                yield outcome
             refill()
+        if fatal is not None:
+            for item in items:
+                if halt.stopped:
+                    break
+                yield _without_request(item, fatal, client, schema, store, redo)
     finally:
         for task in running:
             task.cancel()
@@ -311,17 +340,94 @@ async def _extract_one(
         return ArticleOutcome.failed(item, item)
     if store is None:
         return await _extract(item, client, schema)
-    key = result_key(item, schema, client.endpoint.model)
-    previous = store.finished(key)
-    if previous is not None and redo != "all" and not (redo == "failed" and previous[0] == "error"):
-        status, line = previous
-        return ArticleOutcome(
-            item.id, line.get("source", ""), "ok" if status == "ok" else "error", resumed=True, stored=line
-        )
+    key = result_key(item, schema, client.endpoint, client.resolved_config)
+    if (resumed := _resumed(store, key, item, client, schema, redo)) is not None:
+        return resumed
     outcome = await _extract(item, client, schema)
     if not isinstance(outcome.error, Interrupted):  # unfinished: the next run does it again
         store.save(key, item.id, outcome.status, outcome.to_json())
     return outcome
+
+
+def _without_request(
+    item: Article | InputError,
+    fatal: ArticleOutcome,
+    client: Client,
+    schema: type[BaseModel],
+    store: RunStore | None,
+    redo: Literal["failed", "all"] | None,
+) -> ArticleOutcome:
+    """The outcome of an article left when ``fatal`` stopped the batch: stored, unreadable or not attempted.
+
+    A not-attempted outcome is not stored: the next run sends the article.
+    """
+    if isinstance(item, InputError):
+        return ArticleOutcome.failed(item, item)
+    if store is not None:
+        key = result_key(item, schema, client.endpoint, client.resolved_config)
+        if (resumed := _resumed(store, key, item, client, schema, redo)) is not None:
+            return resumed
+    assert isinstance(fatal.error, ExtractionError)
+    return ArticleOutcome.failed(item, NotAttempted(fatal.error, fatal.id))
+
+
+def _resumed(
+    store: RunStore,
+    key: str,
+    item: Article,
+    client: Client,
+    schema: type[BaseModel],
+    redo: Literal["failed", "all"] | None,
+) -> ArticleOutcome | None:
+    """The outcome an earlier run stored for ``item``, under today's grounding policy; None to extract it."""
+    previous = store.finished(key) if redo != "all" else None
+    if previous is None:
+        return None
+    outcome = _under_policy(previous[1], previous[0] == "ok", item, schema, client.resolved_config.grounding)
+    if outcome is None or (redo == "failed" and outcome.status == "error"):
+        return None
+    return outcome
+
+
+def _under_policy(
+    line: dict[str, Any], ok: bool, item: Article, schema: type[BaseModel], policy: GroundingPolicy
+) -> ArticleOutcome | None:
+    """The line ``policy`` makes of a stored one, or None when only a new extraction can tell.
+
+    Every policy gives the same line for an answer whose records are all
+    grounded, and for an error met before grounding. Otherwise a stored answer
+    that was kept whole is grounded again and the policy applied, as the
+    engine does; the grounding report and the answer are the same, so the
+    line is the one a new extraction would give. Records removed by ``drop``
+    are not stored, nor is the answer ``fail`` refused: those are extracted
+    again (the response cache answers a request sent before).
+    """
+    source = line.get("source") or item.source or item.id
+
+    def resumed(line: dict[str, Any]) -> ArticleOutcome:
+        return ArticleOutcome(item.id, source, "ok" if line["status"] == "ok" else "error", resumed=True, stored=line)
+
+    if not ok:
+        refused = (line.get("error") or {}).get("type") == GroundingFailed.__name__
+        return None if refused and policy is not GroundingPolicy.FAIL else resumed(line)
+    grounding = line.get("grounding") or {}
+    if any(record.get("dropped") for record in grounding.get("records") or []):
+        return resumed(line) if policy is GroundingPolicy.DROP else None
+    if grounding.get("grounded", True) or policy is GroundingPolicy.KEEP:
+        return resumed(line)
+    try:
+        value = schema.model_validate(line["records"])
+    except (KeyError, ValidationError):
+        return None
+    try:
+        value, report = apply_grounding_policy(value, item.text, policy)
+    except GroundingFailed as failure:
+        usage = line.get("usage") or {}
+        failure.attempts, failure.requests = int(line.get("attempts", 0)), int(line.get("requests", 0))
+        failure.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        refused = ArticleOutcome(item.id, source, "error", error=failure)
+        return resumed(refused.to_json())
+    return resumed({**line, "records": value.model_dump(mode="json"), "grounding": report.to_dict()})
 
 
 async def _extract(item: Article, client: Client, schema: type[BaseModel]) -> ArticleOutcome:

@@ -113,7 +113,12 @@ class Config:
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name} must be a non-empty string or None, got {_shown(name, value)}")
         if self.base_url is not None:
-            parts = urlsplit(self.base_url)
+            try:
+                parts = urlsplit(self.base_url)
+                parts.port  # noqa: B018 - parsed on access: a bad port or bracketed host raises here
+            except ValueError as exc:
+                # Not echoed: a URL that cannot be parsed cannot be stripped of a password either.
+                raise ConfigError(f"base URL is not a valid URL ({exc}), e.g. http://127.0.0.1:8080/v1") from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(
                     f"base URL {redact_url(self.base_url)!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1"

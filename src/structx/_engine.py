@@ -34,7 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from structx._backend import Backend, CallTally, Endpoint, adapt_response_format
 from structx._chunking import merge_answers, split_into_chunks
-from structx._config import Config, GroundingPolicy, StructuredOutput
+from structx._config import Config, StructuredOutput
 from structx._errors import (
     ExtractionError,
     GroundingFailed,
@@ -43,7 +43,7 @@ from structx._errors import (
     TruncatedOutput,
     ValidationFailed,
 )
-from structx._grounding import drop_ungrounded, ground
+from structx._grounding import apply_grounding_policy, ground
 from structx._models import Article, Result
 from structx._prompt import build_messages
 from structx._schemas import without_async_validators
@@ -79,6 +79,10 @@ class Engine:
     @property
     def endpoint(self) -> Endpoint:
         return self._endpoint
+
+    @property
+    def config(self) -> Config:
+        return self._config
 
     def extract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
         tally = CallTally()
@@ -227,14 +231,10 @@ class Engine:
         # instructor hands back instances of its own subclass of the schema;
         # callers get an instance of the class they asked for.
         value = merge_answers([schema.model_validate(answer.model_dump()) for answer in answers], schema)
-        report = ground(value, article.text)
-        policy = self._config.grounding
-        if policy is GroundingPolicy.FAIL and not report.grounded:
-            failure = GroundingFailed(report.feedback())
-            failure.grounding = report
-            raise tally.attach(failure)
-        if policy is GroundingPolicy.DROP and not report.grounded:
-            value, report = drop_ungrounded(value, report, article.text)
+        try:
+            value, report = apply_grounding_policy(value, article.text, self._config.grounding)
+        except GroundingFailed as failure:
+            raise tally.attach(failure) from None
         self._backend.commit_cache(tally)
         return Result(
             value=value,

@@ -10,7 +10,8 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
     │   ├── ConfigError                bad or incomplete configuration
     │   │   └── LocalModelUnavailable  structx[local] is not installed
     │   ├── SchemaError                a schema cannot be loaded
-    │   └── InputError                 an article cannot be read (names the file)
+    │   ├── InputError                 an article cannot be read (names the file)
+    │   └── RunInUse                   another process holds the run database
     └── ExtractionError                the run failed; carries attempts and usage
         ├── TransportError             no usable HTTP answer after retries
         │   ├── EndpointUnreachable    connection refused, reset or DNS failure
@@ -25,11 +26,17 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
         ├── Refusal                    the model declined to answer
         ├── ValidationFailed           every re-ask still gave an invalid answer
         ├── GroundingFailed            a record stayed ungrounded (grounding policy "fail")
-        └── Interrupted                the batch was stopped before this article finished
+        ├── Interrupted                the batch was stopped before this article finished
+        └── NotAttempted               not sent: the batch stopped at an error fatal for it
+
+An error is *fatal for a batch* when every article of the batch would meet
+it, because it is about the endpoint, the key or the account rather than the
+article: see :func:`is_fatal_for_batch`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -49,10 +56,12 @@ __all__ = [
     "Interrupted",
     "InvalidResponse",
     "LocalModelUnavailable",
+    "NotAttempted",
     "QuotaExceeded",
     "RateLimited",
     "Refusal",
     "RequestRejected",
+    "RunInUse",
     "SchemaError",
     "ServerError",
     "StructxError",
@@ -60,6 +69,7 @@ __all__ = [
     "TruncatedOutput",
     "UsageError",
     "ValidationFailed",
+    "is_fatal_for_batch",
 ]
 
 
@@ -104,6 +114,22 @@ class InputError(UsageError):
         if line.isdigit() and name:
             return f"{PurePath(name).stem}:{line}"
         return PurePath(text).stem
+
+
+class RunInUse(UsageError):
+    """The run database is open in another RunStore, most often another process's run on the same output.
+
+    ``pid`` is the holder's process id, when it could be read.
+    """
+
+    def __init__(self, path: Path | str, pid: int | None) -> None:
+        if pid is not None and pid == os.getpid():
+            holder = "this process (a RunStore on it is still open)"
+        else:
+            holder = f"another structx process (pid {pid})" if pid is not None else "another structx process"
+        super().__init__(f"{path} is in use by {holder}")
+        self.path = path
+        self.pid = pid
 
 
 class ExtractionError(StructxError):
@@ -195,3 +221,39 @@ class Interrupted(ExtractionError):
     or its request in flight was cancelled. Such an outcome is not stored in
     the run database: the next run extracts the article again.
     """
+
+
+class NotAttempted(ExtractionError):
+    """The article was never sent: an earlier article of the batch failed with an error fatal for it.
+
+    ``stopped_by`` is that error (also the ``__cause__``), ``stopped_at`` the id of its article.
+    """
+
+    def __init__(self, stopped_by: ExtractionError, stopped_at: str) -> None:
+        super().__init__(
+            f"not sent: the batch stopped after {type(stopped_by).__name__} on {stopped_at}, "
+            f"which every article would meet: {stopped_by}"
+        )
+        self.stopped_by = stopped_by
+        self.stopped_at = stopped_at
+        self.__cause__ = stopped_by
+
+
+def is_fatal_for_batch(error: BaseException) -> bool:
+    """True for an error that every article of the batch would meet as well.
+
+    Every article goes to the same URL with the same key and model, so these
+    answers are about the endpoint, the key or the account, not about the
+    article, and a batch stops at the first one:
+
+    * :class:`AuthenticationFailed` (401, 403): the key is missing, wrong or lacks access;
+    * :class:`QuotaExceeded` (429 ``insufficient_quota``): the account is out of credit;
+    * :class:`RequestRejected` with status 404: the model (``model_not_found``),
+      or the chat completions route, does not exist at this endpoint.
+
+    Other rejections (400, 422, ...) can be about one article (a context too
+    long, say) and fail only that article.
+    """
+    if isinstance(error, AuthenticationFailed | QuotaExceeded):
+        return True
+    return isinstance(error, RequestRejected) and error.status_code == 404

@@ -30,6 +30,8 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
+from structx._config import GroundingPolicy
+from structx._errors import GroundingFailed
 from structx._models import AlignmentStatus, EvidenceSpan, GroundingReport, RecordGrounding
 from structx._text import NormalizedText, is_word_continuation, name_tokens, normalize
 
@@ -38,6 +40,7 @@ __all__ = [
     "VERBATIM",
     "Aligner",
     "addressed_to_model",
+    "apply_grounding_policy",
     "drop_ungrounded",
     "ground",
     "iter_records",
@@ -360,6 +363,24 @@ def drop_ungrounded(value: ModelT, report: GroundingReport, article: str) -> tup
     remaining = ground(kept, article)
     remaining.records.extend(doomed)
     return kept, remaining
+
+
+def apply_grounding_policy(value: ModelT, article: str, policy: GroundingPolicy) -> tuple[ModelT, GroundingReport]:
+    """Ground ``value`` in ``article`` and apply ``policy`` to the records left ungrounded.
+
+    ``KEEP`` keeps them flagged, ``DROP`` removes them (see :func:`drop_ungrounded`),
+    ``FAIL`` raises :class:`GroundingFailed` carrying the report. The same
+    answer and article always give the same outcome, which lets a resumed run
+    re-apply a changed policy to a stored answer.
+    """
+    report = ground(value, article)
+    if report.grounded or policy is GroundingPolicy.KEEP:
+        return value, report
+    if policy is GroundingPolicy.FAIL:
+        failure = GroundingFailed(report.feedback())
+        failure.grounding = report
+        raise failure
+    return drop_ungrounded(value, report, article)
 
 
 def _path_key(path: str) -> tuple[Any, ...]:

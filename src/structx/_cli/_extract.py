@@ -183,6 +183,7 @@ def extract(
         try:
             endpoint = client.endpoint
         except structx.UsageError as exc:
+            _close(store)  # and release its lock: the process may go on (a test, a caller of main())
             fail(console, str(exc))
         except structx.ExtractionError as exc:
             # Nothing can be extracted: one line says why, and every article
@@ -191,6 +192,7 @@ def extract(
             with _output(out) as sink:
                 for item in articles:
                     sink.write(structx.ArticleOutcome.failed(item, exc).to_json_line() + "\n")
+            _close(store)
             raise typer.Exit(EXIT_SOME_FAILED) from None
         logging.getLogger("structx").info(
             "endpoint %s (%s), model %s, structured output %s (%s)",
@@ -205,6 +207,8 @@ def extract(
             known = structx.count_articles(files) if bar else None
             total = min(known, limit) if known is not None and limit is not None else known
             task = bar.add_task("extracting", total=total) if bar else None
+
+            stopped: list[structx.NotAttempted] = []  # the first article an error fatal for the batch left unsent
 
             async def run() -> int | None:
                 # First Ctrl-C or SIGTERM: no new article or request; the requests in flight
@@ -236,7 +240,11 @@ def extract(
                         sink.write(outcome.to_json_line() + "\n")
                         sink.flush()  # each line is visible as soon as its article is done
                         summary.add(outcome)
-                        _report(console, outcome, verbose)
+                        if isinstance(outcome.error, structx.NotAttempted):
+                            if not stopped:  # reported once for all of them, below
+                                stopped.append(outcome.error)
+                        else:
+                            _report(console, outcome, verbose)
                         if bar is not None and task is not None:
                             done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
                             rate = done / elapsed * 60 if elapsed else 0.0
@@ -246,8 +254,16 @@ def extract(
                 return signals[0] if signals else None
 
             stopped_by = asyncio.run(run())
-    if store is not None:
-        store.close()
+    if stopped:
+        first, not_sent = stopped[0], summary.errors_by_type[structx.NotAttempted.__name__]
+        console.print(
+            f"structx: error: stopped after {type(first.stopped_by).__name__} on {first.stopped_at}, "
+            f"which every article would meet ({first.stopped_by}); {not_sent} article(s) were not sent "
+            "and have a NotAttempted error line",
+            style="red",
+            markup=False,
+        )
+    _close(store)
     if stopped_by is not None:
         cut = summary.errors_by_type.get("Interrupted", 0)
         finished = summary.ok + summary.failed - cut
@@ -337,9 +353,18 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
         if path.exists() and not database.exists() and not force:
             fail(console, f"{path} exists and was not written by a structx run; pass --force to overwrite it")
     try:
-        return structx.RunStore(database)
+        store = structx.RunStore(database)
+    except structx.RunInUse as exc:
+        holder = f" (pid {exc.pid})" if exc.pid is not None else ""
+        fail(console, f"{out} is in use by another structx process{holder}; wait for it to finish")
     except structx.InputError as exc:
         fail(console, str(exc))
+    return store
+
+
+def _close(store: structx.RunStore | None) -> None:
+    if store is not None:
+        store.close()
 
 
 def _dry_run(
