@@ -100,3 +100,27 @@ def test_whole_numbers_are_numbers_and_none_leaves_optional_fields_to_the_endpoi
 def test_a_base_url_that_cannot_be_parsed_is_a_config_error(url: str) -> None:
     with pytest.raises(structx.ConfigError, match="base URL is not a valid URL"):
         structx.Config(base_url=url)
+
+
+def test_a_config_can_be_pickled_and_copied_for_worker_processes() -> None:
+    import copy
+    import pickle
+
+    config = structx.Config(base_url="http://127.0.0.1:1/v1", headers={"X-Team": "news"})
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert copy.deepcopy(config).headers == {"X-Team": "news"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("headers", {"X-Team": "café"}),
+        ("headers", {"X-Team": "a\r\nb"}),
+        ("api_key", "sk-ünicode"),
+        ("api_key", " sk-x"),
+    ],
+)
+def test_header_values_and_keys_that_http_cannot_carry_are_config_errors(field: str, value: object) -> None:
+    with pytest.raises(structx.ConfigError) as raised:
+        structx.Config(base_url="http://127.0.0.1:1/v1", **{field: value})  # type: ignore[arg-type]
+    assert "ünicode" not in str(raised.value) and "café" not in str(raised.value)

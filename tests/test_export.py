@@ -155,6 +155,18 @@ def test_a_schema_that_is_a_single_record_is_exported_whole(tmp_path: Path) -> N
     assert (second["status"], second["name"]) == ("error", "")
 
 
+def test_an_empty_list_of_strings_stays_a_column_not_an_empty_table(tmp_path: Path) -> None:
+    person = {"name": "Esmail Qaani", "aliases": [], "evidence": []}
+    results = tmp_path / "people.jsonl"
+    results.write_text(json.dumps({"id": "p1", "status": "ok", "records": person}) + "\n", encoding="utf-8")
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["export", str(results), "--out-dir", str(out), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in out.iterdir()) == ["articles.csv"]
+    (row,) = _rows(out / "articles.csv")
+    assert (row["name"], json.loads(row["aliases"]), json.loads(row["evidence"])) == ("Esmail Qaani", [], [])
+
+
 def test_the_articles_metadata_is_exported_with_the_article(tmp_path: Path) -> None:
     meta = {"title": "Qaani in Baghdad", "url": "https://example.org/a", "published": "2021-06-01", "desk": "Iraq"}
     line = {"id": "a", "status": "ok", "records": {"title": "Qaani in Baghdad", "meta_url": "clash", "visits": []},

@@ -453,3 +453,48 @@ def test_a_run_database_opens_once_at_a_time(tmp_path: Path) -> None:
         structx.RunStore(database)
     with structx.RunStore(database) as store:  # released on close
         assert store.count() == 0
+
+
+def test_an_error_about_the_key_is_not_kept_as_a_finished_article(tmp_path: Path) -> None:
+    # A wrong key is about the run, not the article: the run with the right key sends every article.
+    batch, out = _batch(tmp_path, 3), tmp_path / "out.jsonl"
+    with ScriptedServer([Reply.status(401, "Incorrect API key provided.")]) as server:
+        wrong = _invoke([*_args(server, batch, out, "--concurrency", "1"), "--api-key", "sk-wrong"])
+    with ScriptedServer([ANSWER] * 3) as server:
+        right = _invoke(_args(server, batch, out))
+        sent = _posts(server)
+    assert wrong.exit_code == 1 and right.exit_code == 0, right.output
+    assert sent == 3 and [line["status"] for line in _lines(out)] == ["ok"] * 3
+
+
+def test_a_resumed_line_carries_todays_metadata_and_source(tmp_path: Path) -> None:
+    text = seed_article(FAULT_ARTICLE).text
+    batch, out = tmp_path / "batch.jsonl", tmp_path / "out.jsonl"
+    batch.write_text(json.dumps({"id": "x", "text": text, "title": "T1", "published": "2023-01-01"}) + "\n")
+    with ScriptedServer([ANSWER, ANSWER]) as server:
+        assert _invoke(_args(server, batch, out)).exit_code == 0
+        batch.write_text(json.dumps({"id": "x", "text": text, "title": "T2", "published": "2024-02-02"}) + "\n")
+        assert _invoke(_args(server, batch, out)).exit_code == 0
+        # The date offered to the model changed, so the request did: it is sent again.
+        sent = _posts(server)
+        moved = tmp_path / "moved.jsonl"
+        batch.rename(moved)
+        assert _invoke(_args(server, moved, out)).exit_code == 0
+        assert _posts(server) == sent
+    (line,) = _lines(out)
+    assert sent == 2
+    assert line["meta"] == {"title": "T2", "published": "2024-02-02"}
+    assert line["source"] == f"{moved}:1"
+
+
+def test_a_run_refused_at_its_checks_leaves_the_output_free_for_the_next(tmp_path: Path) -> None:
+    batch, out = _batch(tmp_path, 1), tmp_path / "out.jsonl"
+    with ScriptedServer([ANSWER]) as server:
+        # Both in this process, as a caller of the CLI (or a test) runs them.
+        unwritable = _invoke([*_args(server, batch, out), "--log-requests", str(tmp_path / "missing" / "log.jsonl")])
+        unknown = _invoke(["extract", str(batch), "--out", str(out), "--base-url", server.base_url, "--model", "nope"])
+        again = _invoke(_args(server, batch, out))
+    assert unwritable.exit_code == 2 and "--log-requests" in unwritable.output
+    assert unknown.exit_code == 2 and "not served" in unknown.output
+    assert again.exit_code == 0, again.output
+    assert [line["status"] for line in _lines(out)] == ["ok"]

@@ -119,3 +119,38 @@ def test_extract_settings_do_not_stop_the_other_commands(tmp_path: Path, monkeyp
     monkeypatch.chdir(root)
     result = _run(["export", str(results), "--out-dir", str(root / "tables")])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("temperature = 5", "structx.toml: temperature = 5: temperature must be from 0 to 2"),
+        ("chunk-chars = 100", "structx.toml: chunk-chars = 100: chunk_chars must be at least 200"),
+        ('base-url = "ftp://example.org/v1"', 'structx.toml: base-url = "ftp://example.org/v1": base URL'),
+        ('api-key-env = "STRUCTX_TEST_UNSET_VARIABLE"', "the environment variable STRUCTX_TEST_UNSET_VARIABLE"),
+        ('ctx = "x"', "structx.toml: unknown setting 'ctx'"),
+    ],
+)
+def test_a_value_the_config_refuses_is_reported_with_the_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, said: str
+) -> None:
+    root = _project(tmp_path)
+    (root / "structx.toml").write_text(setting + "\n", encoding="utf-8")
+    monkeypatch.chdir(root)
+    result = _run(["extract", str(_article(tmp_path)), "--dry-run"])
+    assert result.exit_code == 2
+    assert said in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "setting", ['api-key = ["sk-supersecret"]', 'header = "X-Token=supersecret"', 'header = ["X-Token=supersécret"]']
+)
+def test_a_secret_in_a_bad_setting_is_never_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    root = _project(tmp_path)
+    (root / "structx.toml").write_text(setting + "\n", encoding="utf-8")
+    monkeypatch.chdir(root)
+    result = _run(["extract", str(_article(tmp_path)), "--dry-run"])
+    assert result.exit_code == 2 and "structx.toml:" in result.output
+    assert "supersecret" not in result.output and "supersécret" not in result.output

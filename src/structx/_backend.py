@@ -564,7 +564,8 @@ class Backend:
             error: ExtractionError
             if status in (401, 403):
                 error = AuthenticationFailed(
-                    f"{where} answered {status}: the API key is missing or wrong (set OPENAI_API_KEY){detail}"
+                    f"{where} answered {status}: the API key is missing or wrong "
+                    f"(OPENAI_API_KEY, --api-key or --api-key-env){detail}"
                 )
             elif status == 429 and _error_code(exc) == "insufficient_quota":
                 error = QuotaExceeded(f"{where} answered 429 insufficient_quota: the account is out of credit")

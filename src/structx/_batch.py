@@ -139,7 +139,8 @@ class BatchSummary:
             self.usage = self.usage + Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             self.requests += int(line.get("requests", 0))
             self.cached += int(line.get("cached", 0))
-        grounding = (line.get("grounding") or {}).get("records") or []
+        # A failed article keeps no record, even when its line reports the grounding that failed it.
+        grounding = ((line.get("grounding") or {}).get("records") or []) if line["status"] == "ok" else []
         kept = [record for record in grounding if not record.get("dropped")]
         self.records += len(kept)
         self.ungrounded_records += sum(not record["grounded"] for record in kept)
@@ -312,7 +313,10 @@ def _once_each(items: Iterable[Article | InputError]) -> Iterator[Article | Inpu
         else:
             key = (item.id, item.content_hash)
             if key in seen:
-                logger.warning("%s is given more than once; it is extracted once", item.source or item.id)
+                logger.warning(
+                    "%s has the same id (%r) and text as an article given before; it is extracted once",
+                    item.source or item.id, item.id,
+                )  # fmt: skip
                 continue
             seen.add(key)
             if item.id in ids:
@@ -344,7 +348,9 @@ async def _extract_one(
     if (resumed := _resumed(store, key, item, client, schema, redo)) is not None:
         return resumed
     outcome = await _extract(item, client, schema)
-    if not isinstance(outcome.error, Interrupted):  # unfinished: the next run does it again
+    # Unfinished (interrupted), or stopped by an error about the endpoint, the key or the
+    # account rather than the article (a wrong key, say): the next run does it again.
+    if not isinstance(outcome.error, Interrupted) and not (outcome.error and is_fatal_for_batch(outcome.error)):
         store.save(key, item.id, outcome.status, outcome.to_json())
     return outcome
 
@@ -402,10 +408,11 @@ def _under_policy(
     are not stored, nor is the answer ``fail`` refused: those are extracted
     again (the response cache answers a request sent before).
     """
-    source = line.get("source") or item.source or item.id
+    source = item.source or item.id  # where the article is read from today, which a move may have changed
 
     def resumed(line: dict[str, Any]) -> ArticleOutcome:
-        return ArticleOutcome(item.id, source, "ok" if line["status"] == "ok" else "error", resumed=True, stored=line)
+        status: Literal["ok", "error"] = "ok" if line["status"] == "ok" else "error"
+        return ArticleOutcome(item.id, source, status, resumed=True, stored={**line, "source": source})
 
     if not ok:
         refused = (line.get("error") or {}).get("type") == GroundingFailed.__name__
@@ -425,7 +432,7 @@ def _under_policy(
         usage = line.get("usage") or {}
         failure.attempts, failure.requests = int(line.get("attempts", 0)), int(line.get("requests", 0))
         failure.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-        refused = ArticleOutcome(item.id, source, "error", error=failure)
+        refused = ArticleOutcome(item.id, source, "error", error=failure, meta=item.metadata)
         return resumed(refused.to_json())
     return resumed({**line, "records": value.model_dump(mode="json"), "grounding": report.to_dict()})
 

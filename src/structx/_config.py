@@ -7,7 +7,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -112,6 +111,9 @@ class Config:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name} must be a non-empty string or None, got {_shown(name, value)}")
+        if self.api_key is not None and not (_is_header_text(self.api_key) and self.api_key.strip() == self.api_key):
+            # It travels in the Authorization header; never shown, since it may be a real key mistyped.
+            raise ConfigError("api_key must be printable ASCII without spaces around it")
         if self.base_url is not None:
             try:
                 parts = urlsplit(self.base_url)
@@ -148,7 +150,9 @@ class Config:
         if _integer(self, "max_article_bytes") <= 0:
             raise ConfigError(f"max_article_bytes must be positive, got {self.max_article_bytes}")
         _check_headers(self.headers)
-        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))  # frozen like the rest
+        # A copy, so that the caller's dict changing later does not change the config (a plain
+        # dict, unlike a mapping proxy, can be pickled for worker processes).
+        object.__setattr__(self, "headers", dict(self.headers))
         try:
             mode = StructuredOutput(self.structured_output)
         except ValueError:
@@ -183,6 +187,11 @@ class Config:
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+    @staticmethod
+    def overlap_for(chunk_chars: int) -> int:
+        """The chunk overlap the command line uses with chunks of ``chunk_chars``: a quarter, at most 1,000."""
+        return min(1_000, chunk_chars // 4)
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -227,8 +236,13 @@ def _check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not name or not set(name) <= _TOKEN:
             raise ConfigError(f"header name {name!r} is not a valid HTTP header name (letters, digits, -, _ ...)")
-        if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
-            raise ConfigError(f"the value of header {name!r} must be text on one line")
+        if not isinstance(value, str) or not _is_header_text(value):
+            raise ConfigError(f"the value of header {name!r} must be printable ASCII text on one line")
+
+
+def _is_header_text(value: str) -> bool:
+    """Printable ASCII, spaces and tabs: what every HTTP client sends as it is."""
+    return all(" " <= c <= "~" or c == "\t" for c in value)
 
 
 def redact_url(url: str) -> str:

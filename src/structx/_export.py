@@ -38,16 +38,20 @@ _ARTICLE_COLUMNS = [
 def _record_types(lines: list[dict[str, Any]]) -> set[str]:
     """The root fields that hold lists of records, each to become a table.
 
-    A field whose lists are all empty is taken for one (nothing is lost either
-    way); a field that is anything else in any line is a column of ``articles``.
+    A field is a table when some line holds records (objects) in it and no
+    line holds anything else there. A field whose lists are empty in every
+    line cannot be told from a list of strings, so it is a column of
+    ``articles`` (``[]``), like any other field: nothing is lost either way.
     """
     tables: set[str] = set()
     columns: set[str] = set()
     for line in lines:
         records = line.get("records")
         for name, value in records.items() if isinstance(records, dict) else ():
-            is_records = isinstance(value, list) and all(isinstance(item, dict) for item in value)
-            (tables if is_records else columns).add(name)
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                columns.add(name)
+            elif value:
+                tables.add(name)
     return tables - columns
 
 

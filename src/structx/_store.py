@@ -98,7 +98,7 @@ def result_key(article: Article, schema: type[BaseModel], endpoint: Endpoint, co
     """
     # The id is part of the key: two articles with the same text and different
     # ids are two results (the response cache still answers the second one).
-    # Numbers as floats, so that temperature=0 and temperature=0.0 are one setting.
+    # Numbers as floats, so that 0 and 0.0 (a temperature, say) are one setting.
     settings: dict[str, Any] = {}
     for name in KEY_FIELDS:
         value = getattr(config, name)
@@ -112,6 +112,10 @@ def result_key(article: Article, schema: type[BaseModel], endpoint: Endpoint, co
         endpoint.mode.value,
         json.dumps(settings, sort_keys=True),
     ]
+    if article.metadata:
+        # Part of the line (``meta``), and its date and title are offered to the model: a change
+        # re-extracts (the response cache answers when the request is the same).
+        parts.append(json.dumps(article.metadata, sort_keys=True, ensure_ascii=False, default=str))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

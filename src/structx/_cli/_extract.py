@@ -29,6 +29,7 @@ from structx._cli._app import (
     directory_problem,
     fail,
 )
+from structx._cli._settings import parse_headers
 
 __all__ = ["extract"]
 
@@ -144,13 +145,13 @@ def extract(
             max_reasks=max_reasks,
             grounding=grounding,
             chunk_chars=chunk_chars,  # 0 is "never"; None would mean "not given" and bring back the default
-            chunk_overlap=min(1_000, chunk_chars // 4),
+            chunk_overlap=structx.Config.overlap_for(chunk_chars),
             max_article_bytes=max_article_bytes,
             max_tokens=max_tokens,
             temperature=temperature,
             timeout=timeout,
             max_retries=max_retries,
-            headers=_parse_headers(header or []),
+            headers=parse_headers(header or []),
         )
         files = list(structx.iter_article_files(paths))
     except structx.UsageError as exc:
@@ -168,9 +169,11 @@ def extract(
         price_table = structx.load_prices(prices) if prices is not None else None
     except structx.UsageError as exc:
         fail(console, str(exc))
-    store = _open_store(console, out, force=force)
     if log_requests is not None:
         ctx.call_on_close(_log_requests_to(console, log_requests))
+    store = _open_store(console, out, force=force)
+    if store is not None:
+        ctx.call_on_close(store.close)  # however the command ends, the run database's lock is released
     if config.uses_embedded_model and not quiet:
         console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow", markup=False)
 
@@ -183,7 +186,6 @@ def extract(
         try:
             endpoint = client.endpoint
         except structx.UsageError as exc:
-            _close(store)  # and release its lock: the process may go on (a test, a caller of main())
             fail(console, str(exc))
         except structx.ExtractionError as exc:
             # Nothing can be extracted: one line says why, and every article
@@ -192,7 +194,6 @@ def extract(
             with _output(out) as sink:
                 for item in articles:
                     sink.write(structx.ArticleOutcome.failed(item, exc).to_json_line() + "\n")
-            _close(store)
             raise typer.Exit(EXIT_SOME_FAILED) from None
         logging.getLogger("structx").info(
             "endpoint %s (%s), model %s, structured output %s (%s)",
@@ -263,7 +264,8 @@ def extract(
             style="red",
             markup=False,
         )
-    _close(store)
+    if store is not None:
+        store.close()  # the lock is released before the summary is printed
     if stopped_by is not None:
         cut = summary.errors_by_type.get("Interrupted", 0)
         finished = summary.ok + summary.failed - cut
@@ -302,17 +304,6 @@ def _signals_call(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)
-
-
-def _parse_headers(values: list[str]) -> dict[str, str]:
-    headers = {}
-    for number, value in enumerate(values, start=1):
-        name, sep, content = value.partition("=")
-        if not sep or not name.strip():
-            # The value is not shown: it may hold a secret.
-            raise structx.ConfigError(f"--header number {number} is not NAME=VALUE (e.g. --header X-Team=news)")
-        headers[name.strip()] = content.strip()
-    return headers
 
 
 def _log_requests_to(console: Console, path: Path) -> Callable[[], None]:
@@ -360,11 +351,6 @@ def _open_store(console: Console, out: Path | None, *, force: bool) -> structx.R
     except structx.InputError as exc:
         fail(console, str(exc))
     return store
-
-
-def _close(store: structx.RunStore | None) -> None:
-    if store is not None:
-        store.close()
 
 
 def _dry_run(

@@ -9,6 +9,7 @@ holding ``.git``, or at the top of the file system. Every error names the file.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import tomllib
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import typer
 
 import structx
 
-__all__ = ["find_settings_file", "project_settings"]
+__all__ = ["find_settings_file", "parse_headers", "project_settings"]
 
 
 def find_settings_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -56,7 +57,11 @@ def project_settings(start: Path, command: Callable[..., Any]) -> dict[str, Any]
     source, table = found
     shown = _shown(source, start)
     hints = get_type_hints(command, include_extras=True)
-    options = {name: hints[name] for name in inspect.signature(command).parameters if name != "paths"}
+    options = {
+        name: hints[name]
+        for name in inspect.signature(command).parameters
+        if name != "paths" and hints[name] is not typer.Context
+    }
     settings = {}
     for key, value in table.items():
         name = key.replace("-", "_")
@@ -64,15 +69,62 @@ def project_settings(start: Path, command: Callable[..., Any]) -> dict[str, Any]
             known = ", ".join(sorted(n.replace("_", "-") for n in options))
             raise structx.ConfigError(f"{shown}: unknown setting {key!r} (known: {known})")
         kind, info, many = _option_type(options[name])
-        problem = _problem(kind, info, value if many else [value], many)
+        problem = _problem(kind, info, value if many else [value], many) or _config_problem(name, value)
         if problem is not None:
-            raise structx.ConfigError(f"{shown}: {key} = {_toml(value)}: {problem}")
+            # A key or a header may hold a secret: its value is never shown.
+            written = "(value not shown)" if name in _SECRET_SETTINGS else _toml(value)
+            raise structx.ConfigError(f"{shown}: {key} = {written}: {problem}")
         if kind is Path and not many and value != "-":
             value = str(source.parent / value)  # an absolute value stays as it is
         elif name == "schema" and _is_file_ref(value):
             value = str(source.parent / value)
         settings[name] = value
     return settings
+
+
+def parse_headers(values: list[str]) -> dict[str, str]:
+    """``--header NAME=VALUE`` options as a mapping; a malformed one is a ConfigError that hides its value."""
+    headers = {}
+    for number, value in enumerate(values, start=1):
+        name, sep, content = value.partition("=")
+        if not sep or not name.strip():
+            # The value is not shown: it may hold a secret.
+            raise structx.ConfigError(f"--header number {number} is not NAME=VALUE (e.g. --header X-Team=news)")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+#: Settings whose values are never printed.
+_SECRET_SETTINGS = frozenset({"api_key", "header"})
+
+
+def _config_problem(name: str, value: Any) -> str | None:
+    """What :class:`structx.Config` says of a setting that is one of its fields, checked alone; None if fine.
+
+    So that a value of the right type but out of the config's range (a
+    temperature of 5, a chunk size of 100) is reported with the file and key.
+    """
+    if name == "api_key_env":
+        try:
+            structx.Config.from_env(api_key_env=value)
+        except structx.ConfigError as exc:
+            return str(exc)
+        return None
+    checked: dict[str, Any] = {name: value}
+    if name == "header":
+        try:
+            checked = {"headers": parse_headers(value)}
+        except structx.ConfigError as exc:
+            return str(exc)
+    elif name not in {field.name for field in dataclasses.fields(structx.Config)}:
+        return None
+    if name == "chunk_chars" and isinstance(value, int):
+        checked["chunk_overlap"] = structx.Config.overlap_for(value)
+    try:
+        structx.Config(**checked)
+    except structx.ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _read_toml(path: Path, start: Path) -> dict[str, Any]:
