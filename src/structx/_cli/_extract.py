@@ -10,14 +10,23 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, Literal, TextIO
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 import structx
 from structx._cli._app import (
@@ -181,7 +190,6 @@ def extract(
     started = time.perf_counter()
     cache = None if no_cache else store
     redo: Literal["failed", "all"] | None = "all" if force else "failed" if retry_failed else None
-    stopped_by: int | None = None  # the signal that stopped the run, if one did
     with structx.Client(config, cache=cache) as client:
         try:
             endpoint = client.endpoint
@@ -209,54 +217,18 @@ def extract(
             total = min(known, limit) if known is not None and limit is not None else known
             task = bar.add_task("extracting", total=total) if bar else None
 
-            stopped: list[structx.NotAttempted] = []  # the first article an error fatal for the batch left unsent
+            progress = _Progress(bar, task, summary, started)
 
-            async def run() -> int | None:
-                # First Ctrl-C or SIGTERM: no new article or request; the requests in flight
-                # finish within --timeout. A second: they are cancelled. Either way every
-                # article started gets its line and the output is written.
-                stop, cancel = asyncio.Event(), asyncio.Event()
-                signals: list[int] = []
-
-                def on_signal(signum: int) -> None:
-                    signals.append(signum)
-                    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-                    if len(signals) == 1:
-                        stop.set()
-                        console.print(
-                            f"{name}: stopping; no new articles or requests, those in flight may take up to "
-                            f"{timeout:g} s (--timeout); {name} again cancels them",
-                            style="yellow",
-                            markup=False,
-                        )
-                    elif not cancel.is_set():
-                        cancel.set()
-                        console.print(f"{name}: cancelling the requests in flight", style="yellow", markup=False)
-
-                batch = structx.aextract_many(
+            def batch(stop: asyncio.Event, cancel: asyncio.Event) -> AsyncIterator[structx.ArticleOutcome]:
+                return structx.aextract_many(
                     articles, client, target, concurrency=concurrency, store=store, redo=redo, stop=stop, cancel=cancel
                 )
-                with _signals_call(asyncio.get_running_loop(), on_signal):
-                    async for outcome in batch:
-                        sink.write(outcome.to_json_line() + "\n")
-                        sink.flush()  # each line is visible as soon as its article is done
-                        summary.add(outcome)
-                        if isinstance(outcome.error, structx.NotAttempted):
-                            if not stopped:  # reported once for all of them, below
-                                stopped.append(outcome.error)
-                        else:
-                            _report(console, outcome, verbose)
-                        if bar is not None and task is not None:
-                            done, elapsed = summary.ok + summary.failed, time.perf_counter() - started
-                            rate = done / elapsed * 60 if elapsed else 0.0
-                            tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
-                            bar.update(task, advance=1, description=f"extracting ({tally})")
-                    await client.aclose_connections()
-                return signals[0] if signals else None
 
-            stopped_by = asyncio.run(run())
-    if stopped:
-        first, not_sent = stopped[0], summary.errors_by_type[structx.NotAttempted.__name__]
+            stopped_by, not_attempted = asyncio.run(
+                _write_outcomes(batch, client, sink, console, progress, timeout=timeout, verbose=verbose)
+            )
+    if not_attempted is not None:
+        first, not_sent = not_attempted, summary.errors_by_type[structx.NotAttempted.__name__]
         console.print(
             f"structx: error: stopped after {type(first.stopped_by).__name__} on {first.stopped_at}, "
             f"which every article would meet ({first.stopped_by}); {not_sent} article(s) were not sent "
@@ -284,6 +256,76 @@ def extract(
         # 130 after Ctrl-C, 143 after SIGTERM: the shell's code for a process ended by that signal.
         raise typer.Exit(EXIT_INTERRUPTED if stopped_by == signal.SIGINT else 128 + stopped_by)
     raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED)
+
+
+@dataclass
+class _Progress:
+    """The progress bar's task and the totals it shows."""
+
+    bar: Progress | None
+    task: TaskID | None
+    summary: structx.BatchSummary
+    started: float
+
+    def advance(self) -> None:
+        if self.bar is None or self.task is None:
+            return
+        summary = self.summary
+        done, elapsed = summary.ok + summary.failed, time.perf_counter() - self.started
+        rate = done / elapsed * 60 if elapsed else 0.0
+        tally = f"{summary.failed} failed, {summary.usage.total_tokens:,} tokens, {rate:.1f}/min"
+        self.bar.update(self.task, advance=1, description=f"extracting ({tally})")
+
+
+async def _write_outcomes(
+    batch: Callable[[asyncio.Event, asyncio.Event], AsyncIterator[structx.ArticleOutcome]],
+    client: structx.Client,
+    sink: TextIO,
+    console: Console,
+    progress: _Progress,
+    *,
+    timeout: float,
+    verbose: bool,
+) -> tuple[int | None, structx.NotAttempted | None]:
+    """Run the batch, writing each outcome's line as it finishes.
+
+    Returns the signal that stopped the run, if one did, and the first
+    article an error fatal for the batch left unsent, if any. First Ctrl-C or
+    SIGTERM: no new article or request; the requests in flight finish within
+    ``timeout``. A second: they are cancelled. Either way every article
+    started gets its line.
+    """
+    stop, cancel = asyncio.Event(), asyncio.Event()
+    signals: list[int] = []
+    not_attempted: structx.NotAttempted | None = None
+
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if len(signals) == 1:
+            stop.set()
+            console.print(
+                f"{name}: stopping; no new articles or requests, those in flight may take up to "
+                f"{timeout:g} s (--timeout); {name} again cancels them",
+                style="yellow",
+                markup=False,
+            )
+        elif not cancel.is_set():
+            cancel.set()
+            console.print(f"{name}: cancelling the requests in flight", style="yellow", markup=False)
+
+    with _signals_call(asyncio.get_running_loop(), on_signal):
+        async for outcome in batch(stop, cancel):
+            sink.write(outcome.to_json_line() + "\n")
+            sink.flush()  # each line is visible as soon as its article is done
+            progress.summary.add(outcome)
+            if isinstance(outcome.error, structx.NotAttempted):
+                not_attempted = not_attempted or outcome.error  # reported once for all of them
+            else:
+                _report(console, outcome, verbose)
+            progress.advance()
+        await client.aclose_connections()
+    return (signals[0] if signals else None), not_attempted
 
 
 @contextlib.contextmanager
