@@ -189,3 +189,30 @@ def test_sigterm_lets_the_requests_in_flight_finish_and_writes_the_output(
     assert _stored(out) == 2 and not out.with_name(out.name + ".partial").exists()
     assert "SIGTERM: stopping; no new articles or requests" in stderr
     assert "interrupted: 2 articles finished and were kept; run the same command again to resume" in stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_endpoint_is_asked_ends_the_run_at_once_and_writes_nothing(
+    tmp_path: Path, signum: int
+) -> None:
+    batch, out = _batch(tmp_path, 2), tmp_path / "out.jsonl"
+    models = Reply(200, b'{"object": "list", "data": [{"id": "m", "object": "model"}]}', delay=120)
+    with ScriptedServer(default=ANSWER, models_reply=models) as server:
+        command = [sys.executable, "-m", "structx", "extract", str(batch), "--out", str(out),
+                   "--base-url", server.base_url]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRUCTX_"))}
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not any(r.method == "GET" for r in server.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(process.pid, signum)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+        posts = _posts(server)
+    assert process.returncode == 128 + signum
+    assert posts == 0 and not out.exists() and "Traceback" not in stderr
+    if signum == signal.SIGINT:
+        assert "stopped before any article was sent" in stderr

@@ -193,6 +193,10 @@ def extract(
     with structx.Client(config, cache=cache) as client:
         try:
             endpoint = client.endpoint
+        except KeyboardInterrupt:
+            # Before the first article (GET /models, the embedded server starting): nothing to keep.
+            console.print("Ctrl-C: stopped before any article was sent; nothing was written", style="yellow")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except structx.UsageError as exc:
             fail(console, str(exc))
         except structx.ExtractionError as exc:
