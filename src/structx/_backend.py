@@ -76,7 +76,7 @@ logger = logging.getLogger("structx")
 #: (``structx extract --log-requests FILE`` writes them to FILE).
 request_log = logging.getLogger("structx.requests")
 # Headers whose values are replaced by *** in the request log.
-_SECRET_HEADER_PARTS = ("auth", "key", "token", "secret", "cookie", "session")
+_SECRET_HEADER_PARTS = ("auth", "key", "token", "secret", "pass", "cookie", "session", "signature")
 
 #: The model of an endpoint resolved without asking it which models it serves.
 UNRESOLVED_MODEL = "<the first model GET /models lists>"
