@@ -36,6 +36,10 @@ def _totals(gold: dict[str, ArticleExtraction], name: str) -> int:
     return sum(len(getattr(answer, name)) for answer in gold.values())
 
 
+TYPES = ("visits", "meetings", "militia_stances", "quoted_sources")
+GOLD_RECORDS = sum(_totals(structx.load_gold(GOLD), name) for name in TYPES)
+
+
 def test_gold_scored_against_itself_is_perfect_everywhere() -> None:
     report = _score()
     assert report.articles_scored == 5
@@ -46,7 +50,7 @@ def test_gold_scored_against_itself_is_perfect_everywhere() -> None:
             assert (score.precision, score.recall) == (1.0, 1.0), (name, key)
     assert report.overall.f1 == 1.0
     assert report.grounding_rates()["exact"] == 1.0
-    assert report.records_grounded == report.records_checked == 51
+    assert report.records_grounded == report.records_checked == GOLD_RECORDS == 50
 
 
 def test_a_removed_record_lowers_recall_of_its_type_only() -> None:
@@ -103,7 +107,7 @@ def test_a_fabricated_record_lowers_precision_of_its_type_only() -> None:
     assert (sources.records.tp, sources.records.fp, sources.records.fn) == (n, 1, 0)
     assert sources.records.precision == pytest.approx(n / (n + 1)) and sources.records.recall == 1.0
     assert report.excerpts["not_found"] == 1
-    assert report.records_grounded == 51 and report.records_checked == 52
+    assert report.records_grounded == GOLD_RECORDS and report.records_checked == GOLD_RECORDS + 1
 
 
 def test_transliterations_and_partial_names_still_pair() -> None:
@@ -142,7 +146,7 @@ def test_the_eval_command_prints_a_table_and_writes_json(tmp_path: Path) -> None
     excerpts = sum(len(r.evidence) for s in STEMS for _, r in structx._grounding.iter_records(_gold()[s]))
     assert f"grounding: exact {excerpts} (100.0%)" in result.stdout.replace("\n", " ")
     data = json.loads(report_path.read_text(encoding="utf-8"))
-    assert data["overall"] == {"tp": 51, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert data["overall"] == {"tp": GOLD_RECORDS, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
     assert data["rules"]["text_threshold"] == structx._evaluation.TEXT_THRESHOLD
 
 
@@ -162,7 +166,7 @@ def test_a_duplicated_prediction_line_is_scored_once() -> None:
     lines = [_line(stem, gold[stem]) for stem in STEMS]
     report = structx.evaluate([*lines, lines[0]], gold)
     assert report.duplicate_predictions == [STEMS[0]]
-    assert report.overall.to_dict()["tp"] == 51 and report.overall.fp == 0
+    assert report.overall.to_dict()["tp"] == GOLD_RECORDS and report.overall.fp == 0
 
 
 def test_pairing_finds_the_most_pairs() -> None:
@@ -184,10 +188,84 @@ def test_pairing_finds_the_most_pairs() -> None:
         ("The militias will disarm.", "The militias will not disarm after the elections.", False),
         ("disarm", "The militias will not disarm after the elections.", False),
         ("We will not take orders from Qaani.", "We will not take orders from Qaani", True),
+        # predicted first, gold second: a prediction may hold more than the gold quote
+        ("We will not take orders from Qaani. The parade goes ahead.", "We will not take orders from Qaani", True),
+        ("He told us: “We will not take orders from ‘Qaani’”", '"We will not take orders from Qaani."', True),
+        ("We will never take orders from Qaani.", "We will not take orders from Qaani", True),  # a word changed
+        ("The militias will not disarm after the elections.", "The militias will disarm.", False),
+        (
+            "The militias will not take part in the elections.",
+            "The militias will not disarm after the elections",
+            False,
+        ),
+        ("We will not take orders", "We will not take orders from Qaani or from anyone in Tehran", False),
     ],
 )
 def test_free_text_matching(a: str, b: str, same: bool) -> None:
     assert structx._evaluation.texts_match(a, b) is same
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Hisham al-Hashemi", "Muhammad al-Hashemi", False),  # different people, one surname
+        ("Tariq al-Shammari", "Ihssan Shammari", False),
+        ("Tariq al-Shammari", "political analyst Ihsan al-Shammari", False),
+        ("Esmail Qaani", "General Ismail Qani", True),  # transliterated given name, a title
+        ("Ihssan Shammari", "Ihssan al-Shammari", True),
+        ("al-Hashemi", "Hisham al-Hashemi", True),  # a surname alone may be anyone of that name
+        ("Hashemi", "Muhammad al-Hashemi", True),
+        ("Kata'ib Hezbollah", "Kataib Hizbullah", True),
+        ("Asaib Ahl al-Haq", "Kataib Hezbollah", False),
+    ],
+)
+def test_name_matching_needs_given_names_to_agree(a: str, b: str, same: bool) -> None:
+    assert structx._evaluation.names_match(a, b) is same
+    assert structx._evaluation.names_match(b, a) is same
+
+
+def test_a_namesake_with_another_given_name_does_not_pair() -> None:
+    from structx_schemas import Visit
+
+    stem = "001_c222d2c9a2cf11cb"
+    gold = {stem: ArticleExtraction(visits=[Visit(visitor="Muhammad al-Hashemi", country="Iran", evidence=["x"])])}
+    predicted = ArticleExtraction(visits=[Visit(visitor="Hisham al-Hashemi", country="Iran", evidence=["x"])])
+    report = structx.evaluate([_line(stem, predicted)], gold)
+    visits = report.targets["visits"]
+    assert (visits.records.tp, visits.records.fp, visits.records.fn) == (0, 1, 1)
+    assert (visits.fields["who"].tp, visits.fields["who"].fp, visits.fields["who"].fn) == (0, 1, 1)
+
+
+def _with_quote(gold: dict[str, ArticleExtraction], stem: str, index: int, quote: str) -> ArticleExtraction:
+    sources = list(gold[stem].quoted_sources)
+    sources[index] = sources[index].model_copy(update={"quote": quote})
+    return gold[stem].model_copy(update={"quoted_sources": sources})
+
+
+def test_a_quote_with_the_next_sentence_still_pairs_and_an_unrelated_one_does_not() -> None:
+    gold = _gold()
+    stem = "000_57f720f08a0b9acd"
+    text = seed_article(stem).text
+    index = next(i for i, s in enumerate(gold[stem].quoted_sources) if s.name == "Tariq al-Shammari")
+    quote = gold[stem].quoted_sources[index].quote
+    after = text[text.index(quote) + len(quote) :]
+    next_sentence = after[: after.index("\n", after.index("\n") + 1)]  # '," he said.' and the sentence after
+    longer = quote + next_sentence
+    assert next_sentence.count(".") >= 2 and longer in text
+    report = _score({stem: _with_quote(gold, stem, index, longer)})
+    sources = report.targets["quoted_sources"]
+    assert (sources.records.fp, sources.records.fn) == (0, 0)
+    assert sources.fields["quote"].f1 == 1.0
+    # Another sentence of the same article, by the same speaker, sharing words with the gold quote.
+    other = "The Iranian regime's ability to save its axis from sliding into the abyss"
+    words = structx._evaluation._words
+    assert other in text and set(words(other)) & set(words(quote)) == {"the", "iranian"}
+    report = _score({stem: _with_quote(gold, stem, index, other)})
+    sources = report.targets["quoted_sources"]
+    assert (sources.records.fp, sources.records.fn) == (1, 1)
+    # A fragment of the gold quote is not the quote.
+    report = _score({stem: _with_quote(gold, stem, index, " ".join(quote.split()[:8]))})
+    assert (report.targets["quoted_sources"].records.fp, report.targets["quoted_sources"].records.fn) == (1, 1)
 
 
 def test_dates_without_iso_form_must_be_written_the_same() -> None:

@@ -480,3 +480,30 @@ def test_a_long_article_is_extracted_in_chunks_and_merged() -> None:
     for record in result.grounding.records:
         for span in record.evidence:
             assert article.text[span.start : span.end] == span.text.strip()  # type: ignore[misc]
+
+
+def test_an_answer_that_writes_single_quotes_for_double_is_grounded_with_no_reask() -> None:
+    # The article has "special message", "rooted", ...; the model writes 'special message', ‘rooted’.
+    stem = "000_57f720f08a0b9acd"
+    gold = seed_answer(stem)
+    marks = iter(["'", "‘", "’", "«", "»"] * 100)
+
+    def restyle(value: Any) -> Any:
+        if isinstance(value, str):
+            return "".join(next(marks) if char == '"' else char for char in value)
+        if isinstance(value, list):
+            return [restyle(item) for item in value]
+        if isinstance(value, dict):
+            return {key: restyle(item) for key, item in value.items()}
+        return value
+
+    restyled = restyle(gold.model_dump(mode="json"))
+    assert restyled != gold.model_dump(mode="json")
+    with ScriptedServer([Reply.answer(restyled)]) as server:
+        result = structx.extract(seed_article(stem), config=scripted_config(base_url=server.base_url))
+        sent = len(server.requests)
+    assert (sent, result.requests, result.attempts) == (1, 1, 1)
+    counts = result.grounding.excerpt_counts()
+    assert counts["normalized"] > 0 and counts["fuzzy"] == counts["not_found"] == 0
+    assert result.grounding.grounded and all(record.problems == [] for record in result.grounding.records)
+    assert result.value.model_dump(mode="json") == restyled  # kept as the model wrote it

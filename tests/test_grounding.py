@@ -32,6 +32,10 @@ def test_an_exact_excerpt_gets_its_span() -> None:
     ("excerpt", "expected"),
     [
         ('He carried a "special message" from Ali Khamenei', "He  carried a “special message”   from Ali Khamenei"),
+        ("He carried a 'special message' from Ali Khamenei", "He  carried a “special message”   from Ali Khamenei"),
+        ("He carried a ‘special message’ from Ali Khamenei", "He  carried a “special message”   from Ali Khamenei"),
+        ("He carried a «special message» from Ali Khamenei", "He  carried a “special message”   from Ali Khamenei"),
+        ('met Kata"ib Hezbollah‛s leaders', "met Kata’ib Hezbollah’s leaders"),
         ("in baghdad. he carried", "in \nBaghdad.\u00a0He  carried"),
         ("Khamenei - observers said", "Khamenei — observers said"),
         ("KATA'IB HEZBOLLAH'S", "Kata’ib Hezbollah’s"),
@@ -172,3 +176,17 @@ def test_spans_keep_combining_marks_and_backticks_count_as_quotes() -> None:
 
 def test_a_possessive_does_not_hide_a_name() -> None:
     assert structx.Aligner("Muqtada al-Sadr's movement won.").contains_name("Muqtada al-Sadr", evidence=[])
+
+
+def test_single_and_double_quote_marks_are_one_mark_for_excerpts_names_and_quotes() -> None:
+    article = 'He reportedly carried a "special message" from Ali Khamenei, said Harakat „al-Nujaba“.'
+    aligner = structx.Aligner(article)
+    span = aligner.align("He reportedly carried a 'special message' from Ali Khamenei")
+    assert (span.status, span.score) == (Status.NORMALIZED, 100)
+    assert article[span.start : span.end] == 'He reportedly carried a "special message" from Ali Khamenei'  # type: ignore[misc]
+    assert aligner.contains_verbatim("a ‘special message’ from Ali Khamenei")
+    assert aligner.contains_verbatim("a «special message» from Ali Khamenei")
+    assert aligner.contains_name("Harakat 'al-Nujaba'", evidence=[])
+    # Set aside, quote marks still have to be there: a quote mark is not a letter, nor is it nothing.
+    assert not aligner.contains_verbatim("a special message from Ali Khamenei")
+    assert _align("He reportedly carried a 'special massage' from Ali Khamenei", article).status is Status.FUZZY

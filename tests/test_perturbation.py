@@ -1,7 +1,7 @@
 """How well grounding tells true excerpts from altered ones, measured on the gold excerpts.
 
 True excerpts, and the same excerpts with harmless differences (straight or
-curly quotes, doubled spaces, letter case), must be accepted (found exactly
+curly quotes, single quote marks for double, doubled spaces, letter case), must be accepted (found exactly
 or up to normalization). Fabricated or altered ones (a changed name, a
 changed number, a sentence from another article) must be rejected.
 """
@@ -28,7 +28,8 @@ def _gold_excerpts() -> dict[str, list[str]]:
 
 def _harmless(excerpt: str) -> list[str]:
     swapped = excerpt.translate(str.maketrans({"’": "'", "'": "’", "“": '"', "”": '"', '"': "“"}))
-    variants = [swapped, excerpt.replace(" ", "  "), excerpt.upper(), excerpt.lower()]
+    single = excerpt.translate(str.maketrans({'"': "'", "“": "‘", "”": "’"}))  # 'special message'
+    variants = [swapped, single, excerpt.replace(" ", "  "), excerpt.upper(), excerpt.lower()]
     return [v for v in variants if v != excerpt]
 
 

@@ -19,6 +19,8 @@ from tests.cassettes import FAULT_ARTICLE, seed_answer
 # Every Unicode character but lone surrogates (no decoded file can hold one),
 # with the characters normalization treats specially made more likely.
 SPECIAL = "  \t\n\u00a0\u2009\u200b\u200d\u00ad\u0640'\"`‘’“”«»-‐–—−́̈ßİıﬁ½²ـﷺ"
+# Single and double quote marks, straight and typographic: all one mark to grounding.
+QUOTE_MARKS = "'\"`´‘’‚‛“”„‟«»‹›′″ʼ＂＇"
 characters = st.one_of(st.characters(exclude_categories=("Cs",)), st.sampled_from(SPECIAL))
 texts = st.text(characters, max_size=300)
 PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -52,6 +54,29 @@ def test_normalized_text_is_the_char_by_char_definition_and_maps_back_in_order(t
     assert (normalized.text, normalized.sources) == _normalized_char_by_char(text)
     assert all(0 <= index < len(text) for index in normalized.sources)
     assert normalized.sources == sorted(normalized.sources)
+
+
+@PROFILE
+@given(texts, st.data())
+def test_any_quote_mark_for_any_other_normalizes_the_same(text: str, data: st.DataObject) -> None:
+    marks = [index for index, char in enumerate(text) if char in QUOTE_MARKS]
+    swapped = list(text)
+    for index in marks:
+        swapped[index] = data.draw(st.sampled_from(QUOTE_MARKS))
+    normalized, other = NormalizedText(text), NormalizedText("".join(swapped))
+    assert (other.text, other.sources) == (normalized.text, normalized.sources)
+
+
+@PROFILE
+@given(texts, st.data())
+def test_an_excerpt_with_its_quote_marks_restyled_is_found_at_the_same_place(article: str, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(article)))
+    end = data.draw(st.integers(start, len(article)))
+    excerpt = article[start:end]
+    restyled = "".join(data.draw(st.sampled_from(QUOTE_MARKS)) if c in QUOTE_MARKS else c for c in excerpt)
+    original, changed = Aligner(article).align(excerpt), Aligner(article).align(restyled)
+    if original.supports:  # found exactly or up to normalization, never fuzzy: nothing to re-ask
+        assert changed.supports and (changed.start, changed.end) == (original.start, original.end)
 
 
 @PROFILE

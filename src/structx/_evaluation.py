@@ -9,15 +9,25 @@ Matching rules (the same for every run, so figures compare):
   scored once (the first line).
 * **names** match when the transliteration-tolerant tokens of one (the same
   tokens grounding uses: Qaani = Qani, Kataib Hezbollah = Kata'ib Hizbullah)
-  are contained in the other's ("Qaani" matches "Esmail Qaani").
+  are contained in the other's, each token of the shorter name matching a
+  different token of the longer ("Qaani" matches "Esmail Qaani"), and, when
+  both names have a given name (two tokens or more), the tokens before the
+  surname agree: Esmail Qaani = General Ismail Qaani, but Hisham al-Hashemi is
+  not Muhammad al-Hashemi, nor Tariq al-Shammari Ihssan Shammari. A surname
+  alone ("al-Shammari") matches any name that contains it.
 * **dates** match at the precision the gold gives: ISO start (and end, when
   the gold has one) must be equal; a gold date with no ISO form must be
   written the same, up to normalization ("June 2021" is not "June 2022").
-* **free text** (quotes) matches when rapidfuzz's ``ratio`` of the
-  normalized strings is at least ``TEXT_THRESHOLD`` (80 of 100): a quote
-  with a word changed or dropped still matches, "will disarm" does not
-  match "will not disarm" once the quotes are short, and a fragment does
-  not match a whole quote.
+* **quotes** are compared as words: normalized text (quote marks, dashes,
+  case and diacritics set aside), punctuation dropped. A predicted quote no
+  longer than the gold quote matches when rapidfuzz's ``ratio`` of the two
+  word sequences is at least ``TEXT_THRESHOLD`` (80 of 100: one word in five
+  changed, two in ten, or a word dropped). A longer prediction matches when some
+  passage of it, as many words long as the gold quote, scores that much
+  against it: a prediction that holds the gold quote plus the sentence after
+  it (or the words before it) matches. A fragment of the gold quote does not
+  match the whole, "will disarm" does not match "will not disarm" in a short
+  quote, and a different quote that shares a few words does not match.
 * **participant lists** match when at least half of the union is matched by name
   (Jaccard >= 0.5).
 
@@ -34,6 +44,7 @@ gold has records (1 when neither has any); likewise for recall.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +62,7 @@ __all__ = ["TEXT_THRESHOLD", "EvaluationReport", "Score", "evaluate", "load_gold
 
 TEXT_THRESHOLD = 80.0
 PARTICIPANT_JACCARD = 0.5
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(slots=True)
@@ -96,19 +108,49 @@ class Score:
 
 
 def names_match(a: str | None, b: str | None) -> bool:
+    """Whether two names can be the same person or body (see the module docstring)."""
     if not a or not b:
         return False
     ta, tb = name_tokens(a), name_tokens(b)
     if not ta or not tb:
         return normalize(a) == normalize(b)
     small, large = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
-    return all(token in large for token in small)
+    rest = list(large)
+    for token in small:  # each token of the shorter name is a different token of the longer
+        if token not in rest:
+            return False
+        rest.remove(token)
+    if len(small) == 1:  # a surname alone ("al-Shammari") may be anyone of that name
+        return True
+    # Both names have a given name: the one before the surname must agree
+    # (Esmail / Ismail Qaani do; Hisham and Muhammad al-Hashemi do not).
+    surname = max(i for i, token in enumerate(large) if token == small[-1])
+    return surname > 0 and large[surname - 1] == small[-2]
 
 
-def texts_match(a: str | None, b: str | None) -> bool:
-    if not a or not b:
+def _words(text: str) -> list[str]:
+    """The words of a quote: normalized, apostrophes inside words removed, punctuation and quote marks dropped."""
+    return _WORD.findall(normalize(text).replace("'", ""))
+
+
+def quote_overlap(predicted: str, gold: str) -> float:
+    """How much of the gold quote the predicted quote holds, 0-100 (see the module docstring)."""
+    p, g = _words(predicted), _words(gold)
+    if not p or not g:
+        return 0.0
+    if len(p) <= len(g):
+        return float(fuzz.ratio(p, g))
+    # Longer than the gold: the best passage of the gold's length decides,
+    # so words before or after the gold quote cost nothing.
+    size = len(g)
+    return max(float(fuzz.ratio(g, p[start : start + size])) for start in range(len(p) - size + 1))
+
+
+def texts_match(predicted: str | None, gold: str | None) -> bool:
+    """Whether a predicted quote is the gold quote (order matters: predicted, then gold)."""
+    if not predicted or not gold:
         return False
-    return fuzz.ratio(normalize(a), normalize(b)) >= TEXT_THRESHOLD
+    return quote_overlap(predicted, gold) >= TEXT_THRESHOLD
 
 
 def dates_match(predicted: Any, gold: Any) -> bool:

@@ -1,6 +1,7 @@
 """Text normalization that remembers where every character came from.
 
-Two texts that differ only by whitespace, quote marks, dashes, letter case
+Two texts that differ only by whitespace, quote marks (single or double,
+straight or typographic: all fold to one apostrophe), dashes, letter case
 or diacritics normalize to the same string, and every character of the
 normalized string maps back to the index of the original character that
 produced it, so a match in normalized text becomes a span of the original.
@@ -15,11 +16,14 @@ from functools import lru_cache
 
 __all__ = ["NormalizedText", "is_word_continuation", "name_tokens", "normalize"]
 
-_QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ", "'") | dict.fromkeys('"“”„‟″«»', '"')
+# Single and double, straight and typographic quote marks (and the primes and
+# accents typed for them) are one mark: 'special message' is "special message".
+_QUOTES = dict.fromkeys("'‘’‚‛′`´ʼʹ\"“”„‟″«»‹›＂＇〝〞〟", "'")
 _DASHES = dict.fromkeys("-‐‑‒–—―−﹘﹣－", "-")
 # Zero-width characters, soft hyphen, Arabic tatweel, and the transliteration marks for ayn and hamza.
 # A "plain" run is printable ASCII other than the backtick (which folds to an
-# apostrophe), words joined by single spaces: it normalizes to itself lowercased.
+# apostrophe), words joined by single spaces: it normalizes to itself lowercased,
+# its double quotes folded to apostrophes.
 _SEGMENTS = re.compile(r"(?P<plain>[!-_a-~]+(?: [!-_a-~]+)*)|(?P<other>.)", re.DOTALL)
 _DROPPED = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u0640\u02be\u02bf")
 
@@ -62,7 +66,7 @@ class NormalizedText:
                     chars.append(" ")
                     sources.append(start - 1)
                     pending_space = False
-                chars.append(match.group().lower())
+                chars.append(match.group().lower().replace('"', "'"))
                 sources.extend(range(start, match.end()))
                 continue
             char = match.group()
