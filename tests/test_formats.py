@@ -24,7 +24,7 @@ ARTICLE = (
     "Harbour council weighs seawall plan\n"
     "By Jo Reyes\n"
     "PORTVILLE - Gen. Ana Ferreira of the U.S. Army Corps arrived in Portville on Monday to inspect the seawall.\n"
-    "She met Mayor Tom Vasquez at the town hall. \"We will not wait for the next storm,\" Vasquez said.\n"
+    'She met Mayor Tom Vasquez at the town hall. "We will not wait for the next storm," Vasquez said.\n'
     "The harbour master, who asked not to be named, said the plan was late.\n"
     "Ferreira said repairs would start in May.\n"
 )
@@ -58,7 +58,10 @@ def test_sentences_are_numbered_in_order_and_slice_the_article() -> None:
     [
         ('"Go home." He left.', ['"Go home."', "He left."]),  # the closing quote stays with its sentence
         ('"Why now?" he asked. Nobody knew.', ['"Why now?" he asked.', "Nobody knew."]),
-        ("Mr. Smith met Dr. Jones on Jan. 5 in the U.S. capital.", ["Mr. Smith met Dr. Jones on Jan. 5 in the U.S. capital."]),
+        (
+            "Mr. Smith met Dr. Jones on Jan. 5 in the U.S. capital.",
+            ["Mr. Smith met Dr. Jones on Jan. 5 in the U.S. capital."],
+        ),
         ("It rose 2.5 percent. Prices fell.", ["It rose 2.5 percent.", "Prices fell."]),
         ("Line one\r\n\r\nLine two.  Next one!", ["Line one", "Line two.", "Next one!"]),
         ("هل يعود؟ لا أحد يعرف.", ["هل يعود؟", "لا أحد يعرف."]),
@@ -130,7 +133,10 @@ VISIT = {
 }
 MEETING = {
     "evidence": [ARRIVED, MET],
-    "participants": [{"name": "Ana Ferreira", "organisation": None, "role": None}, {"name": "Tom Vasquez", "role": "Mayor"}],
+    "participants": [
+        {"name": "Ana Ferreira", "organisation": None, "role": None},
+        {"name": "Tom Vasquez", "role": "Mayor"},
+    ],
     "place": "the town hall",
     "when": None,
     "topics": [],
@@ -247,8 +253,9 @@ def test_a_citation_of_a_sentence_that_does_not_exist_is_re_asked_then_dropped()
     with ScriptedServer(answers(visits={"visits": [bad]})[:1] + answers(visits={"visits": [bad]})) as server:
         result = structx.extract(ARTICLE, config=config(server))
     bodies = completion_bodies(server)
-    assert "visits[0].evidence cites sentence 99, which does not exist (the article has sentences 1-7)" in (
-        bodies[1]["messages"][-1]["content"]
+    assert (
+        "visits[0].evidence cites sentence 99, which does not exist (the article has sentences 1-7)"
+        in (bodies[1]["messages"][-1]["content"])
     )
     # The re-asks are spent: the citation that does not exist is dropped, the record kept.
     assert result.value.visits[0].evidence == [sentence_texts(ARTICLE)[ARRIVED - 1]]
@@ -351,14 +358,10 @@ def test_the_cli_writes_lines_whose_evidence_spans_slice_the_article(tmp_path: P
     path.write_text(ARTICLE, encoding="utf-8")
     out = tmp_path / "out.jsonl"
     with ScriptedServer(answers()) as server:
-        run = CliRunner().invoke(
-            app,
-            [
-                "extract", str(path), "--out", str(out), "--base-url", server.base_url, "--model", "scripted-model",
-                "--structured-output", "json_schema", "--extraction-format", "cited", "--concurrency", "1", "-q",
-            ],  # fmt: skip
-            catch_exceptions=False,
-        )
+        endpoint = ["--base-url", server.base_url, "--model", "scripted-model", "--structured-output", "json_schema"]
+        options = ["--extraction-format", "cited", "--concurrency", "1", "-q"]
+        args = ["extract", str(path), "--out", str(out), *endpoint, *options]
+        run = CliRunner().invoke(app, args, catch_exceptions=False)
     assert run.exit_code == 0, run.output
     (line,) = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
     assert line["status"] == "ok" and (line["attempts"], line["requests"]) == (5, 5)
