@@ -390,7 +390,7 @@ def test_the_key_changes_with_each_key_field_and_the_endpoint_and_not_with_the_r
         return result_key(article, ArticleExtraction, endpoint, config)
 
     changed = {"max_reasks": 5, "max_tokens": 99, "temperature": 0.5, "frequency_penalty": 0.3,
-               "chunk_chars": 5_000, "chunk_overlap": 10}  # fmt: skip
+               "chunk_chars": 5_000, "chunk_overlap": 10, "extraction_format": "cited"}  # fmt: skip
     assert set(changed) == set(KEY_FIELDS)
     for name, value in changed.items():
         assert key(dataclasses.replace(config, **{name: value})) != key(), name

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from structx._api import Client, aextract, extract
     from structx._backend import Endpoint
     from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
-    from structx._config import Config, GroundingPolicy, StructuredOutput
+    from structx._config import Config, ExtractionFormat, GroundingPolicy, StructuredOutput
     from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
     from structx._errors import (
         AuthenticationFailed,
@@ -78,6 +78,7 @@ __all__ = [
     "EvaluationReport",
     "EvidenceSpan",
     "ExtractionError",
+    "ExtractionFormat",
     "GroundingFailed",
     "GroundingPolicy",
     "GroundingReport",
@@ -135,7 +136,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._api": ("Client", "aextract", "extract"),
     "structx._backend": ("Endpoint",),
     "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
-    "structx._config": ("Config", "GroundingPolicy", "StructuredOutput"),
+    "structx._config": ("Config", "ExtractionFormat", "GroundingPolicy", "StructuredOutput"),
     "structx._documents": ("count_articles", "html_to_text", "iter_article_files", "iter_articles", "read_article"),
     "structx._errors": (
         "AuthenticationFailed",

@@ -97,7 +97,9 @@ class Client:
         article: Article | str,
         schema: type[BaseModel] | str = ArticleExtraction,
     ) -> list[dict[str, Any]]:
-        """The JSON body of the first request for each chunk of ``article``, as :meth:`extract` would send it.
+        """The JSON body of the first request of each call for each chunk of ``article``, as :meth:`extract` sends it.
+
+        The ``excerpts`` format makes one call per chunk, ``cited`` one per list of records plus one for the rest.
 
         Nothing is sent. Until :attr:`endpoint` has been resolved, nothing is
         asked of the endpoint either: the model and the structured-output mode

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_ARTICLE_BYTES",
     "OPENAI_BASE_URL",
     "Config",
+    "ExtractionFormat",
     "GroundingPolicy",
     "StructuredOutput",
     "redact_url",
@@ -60,6 +61,25 @@ class GroundingPolicy(StrEnum):
     FAIL = "fail"
 
 
+class ExtractionFormat(StrEnum):
+    """What the model is shown and asked to write; the records a user gets keep the user's schema.
+
+    ``EXCERPTS``: one call per article (per chunk) with the schema as it is;
+    the model copies evidence excerpts word for word.
+    ``CITED``: the article's sentences are numbered; one small call per list
+    of records (visits, meetings, ...) plus one for the other fields, each
+    with a compact field guide after the article; the model cites evidence by
+    sentence number and structx turns the numbers back into the sentences.
+    Built for small local models.
+    ``AUTO``: ``cited`` for llama.cpp servers (the embedded one included),
+    ``excerpts`` for every other endpoint.
+    """
+
+    EXCERPTS = "excerpts"
+    CITED = "cited"
+    AUTO = "auto"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """Everything that decides how structx talks to a model.
@@ -96,6 +116,8 @@ class Config:
     frequency_penalty: float | None = None
     #: Records whose evidence or names are not in the article are re-asked; then this applies.
     grounding: GroundingPolicy = GroundingPolicy.KEEP
+    #: What the model sees and writes (see :class:`ExtractionFormat`).
+    extraction_format: ExtractionFormat = ExtractionFormat.EXCERPTS
     #: Articles longer than this many characters are extracted in overlapping chunks (0 or None: never).
     chunk_chars: int | None = 12_000
     #: Characters of context two neighbouring chunks share, at most.
@@ -159,6 +181,11 @@ class Config:
             choices = ", ".join(m.value for m in StructuredOutput)
             raise ConfigError(f"structured_output {self.structured_output!r} is not one of: {choices}") from None
         object.__setattr__(self, "structured_output", mode)
+        try:
+            object.__setattr__(self, "extraction_format", ExtractionFormat(self.extraction_format))
+        except ValueError:
+            choices = ", ".join(f.value for f in ExtractionFormat)
+            raise ConfigError(f"extraction_format {self.extraction_format!r} is not one of: {choices}") from None
         try:
             object.__setattr__(self, "grounding", GroundingPolicy(self.grounding))
         except ValueError:

@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -34,7 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from structx._backend import Backend, CallTally, Endpoint, adapt_response_format
 from structx._chunking import merge_answers, split_into_chunks
-from structx._config import Config, StructuredOutput
+from structx._config import Config, ExtractionFormat, StructuredOutput
 from structx._errors import (
     ExtractionError,
     GroundingFailed,
@@ -43,9 +43,10 @@ from structx._errors import (
     TruncatedOutput,
     ValidationFailed,
 )
-from structx._grounding import apply_grounding_policy, ground
+from structx._formats import Call, Format, Plan, format_for, resolve_format
+from structx._formats._cited import salvage_truncated_json
+from structx._grounding import apply_grounding_policy
 from structx._models import Article, Result
-from structx._prompt import build_messages
 from structx._schemas import without_async_validators
 
 __all__ = ["Engine"]
@@ -74,7 +75,12 @@ class Engine:
     def __init__(self, backend: Backend, endpoint: Endpoint, config: Config) -> None:
         self._backend = backend
         self._endpoint = endpoint
+        # ``auto`` is settled here, once the endpoint is known, so that stored results are keyed by the real format.
+        kind = resolve_format(ExtractionFormat(config.extraction_format), endpoint.server)
+        if kind is not config.extraction_format:
+            config = replace(config, extraction_format=kind)
         self._config = config
+        self._format: Format = format_for(kind)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -88,40 +94,56 @@ class Engine:
         tally = CallTally()
         started = time.perf_counter()
 
+        current: list[Call] = []
+
         def create(**kwargs: Any) -> ChatCompletion:
             completion = self._backend.create(tally, self._adapt(kwargs))
-            return self._check(completion, tally)
+            return self._check(completion, tally, current[-1])
 
-        patched: Callable[..., ModelT] = instructor.patch(create=create, mode=self._instructor_mode)
-        answers = []
+        patched: Callable[..., BaseModel] = instructor.patch(create=create, mode=self._instructor_mode)
+        values: list[ModelT] = []
         for chunk in self._chunks(article):
             try:
-                with _grounding_check(article.text, tally, self._config.max_reasks):
-                    answers.append(patched(**self._request(chunk, schema)))
+                plan = self._plan(chunk, schema, article)
+                answers = []
+                for call in plan.calls:
+                    current.append(call)
+                    with _grounding_check(plan, call, tally, self._config.max_reasks):
+                        answers.append(patched(**self._request(call)))
+                values.append(cast(ModelT, plan.assemble(answers)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
                 self._raise_failure(exc, tally)
-        return self._result(answers, schema, article, tally, started)
+        return self._result(values, schema, article, tally, started)
 
     async def aextract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
         tally = CallTally()
         started = time.perf_counter()
 
+        current: list[Call] = []
+
         async def create(**kwargs: Any) -> ChatCompletion:
             completion = await self._backend.acreate(tally, self._adapt(kwargs))
-            return self._check(completion, tally)
+            return self._check(completion, tally, current[-1])
 
-        patched: Callable[..., Awaitable[ModelT]] = instructor.patch(create=create, mode=self._instructor_mode)
-        answers = []
+        patched: Callable[..., Awaitable[BaseModel]] = instructor.patch(create=create, mode=self._instructor_mode)
+        values: list[ModelT] = []
         for chunk in self._chunks(article):
             try:
-                with _grounding_check(article.text, tally, self._config.max_reasks):
-                    answers.append(await patched(**self._request(chunk, schema)))
+                plan = self._plan(chunk, schema, article)
+                answers = []
+                for call in plan.calls:
+                    current.append(call)
+                    with _grounding_check(plan, call, tally, self._config.max_reasks):
+                        answers.append(await patched(**self._request(call)))
+                values.append(cast(ModelT, plan.assemble(answers)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
                 self._raise_failure(exc, tally)
-        return self._result(answers, schema, article, tally, started)
+        return self._result(values, schema, article, tally, started)
 
     def request_bodies(self, article: Article, schema: type[BaseModel]) -> list[dict[str, Any]]:
-        """The body of the first request for each chunk of ``article``, as :meth:`extract` sends it.
+        """The body of the first request of each call for each chunk of ``article``, as :meth:`extract` sends it.
+
+        The ``excerpts`` format makes one call per chunk; ``cited`` one per record type.
 
         Built by the same steps as a real request (instructor's preparation,
         the endpoint's dialect); nothing is sent.
@@ -134,12 +156,13 @@ class Engine:
 
         patched: Callable[..., BaseModel] = instructor.patch(create=capture, mode=self._instructor_mode)
         for chunk in self._chunks(article):
-            before = len(bodies)
-            try:
-                patched(**self._request(chunk, schema))
-            except Exception:
-                if len(bodies) == before:  # failed before a request was made: a real error
-                    raise
+            for call in self._plan(chunk, schema, article).calls:
+                before = len(bodies)
+                try:
+                    patched(**self._request(call))
+                except Exception:
+                    if len(bodies) == before:  # failed before a request was made: a real error
+                        raise
         return bodies
 
     # -- shared by the sync and async paths ------------------------------------
@@ -154,21 +177,25 @@ class Engine:
         # Each chunk is sent with the article's date and title, if it has them.
         return [Article(text=text, id=f"{article.id}@{offset}", metadata=article.metadata) for offset, text in pieces]
 
-    def _request(self, chunk: Article, schema: type[BaseModel]) -> dict[str, Any]:
-        """The request for one chunk (the whole article, mostly); grounding checks the whole article."""
+    def _plan(self, chunk: Article, schema: type[BaseModel], article: Article) -> Plan:
+        """The calls for one chunk (the whole article, mostly); grounding checks the whole article."""
+        include_schema = self._endpoint.mode is not StructuredOutput.TOOLS
+        return self._format.plan(chunk, schema, article.text, self._config, include_schema=include_schema)
+
+    def _request(self, call: Call) -> dict[str, Any]:
         config = self._config
         # No validation ``context``: with one, instructor renders the messages
         # as Jinja templates, and article text must reach the model verbatim.
         request: dict[str, Any] = {
-            "response_model": _checked_schema(schema),
+            "response_model": _checked_schema(call.response_model),
             "max_retries": config.max_reasks,
             "strict": False,
             "model": self._endpoint.model,
-            "messages": build_messages(chunk, schema, include_schema=self._endpoint.mode is not StructuredOutput.TOOLS),
+            "messages": call.messages,
             "temperature": config.temperature,
         }
-        if config.max_tokens is not None:
-            request["max_tokens"] = config.max_tokens
+        if call.max_tokens is not None:
+            request["max_tokens"] = call.max_tokens
         if config.frequency_penalty is not None:
             request["frequency_penalty"] = config.frequency_penalty
         return request
@@ -176,8 +203,11 @@ class Engine:
     def _adapt(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return adapt_response_format(kwargs, self._endpoint.mode)
 
-    def _check(self, completion: ChatCompletion, tally: CallTally) -> ChatCompletion:
-        """Count the completion, and stop on outcomes that a re-ask cannot fix."""
+    def _check(self, completion: ChatCompletion, tally: CallTally, call: Call) -> ChatCompletion:
+        """Count the completion, and stop on outcomes that a re-ask cannot fix.
+
+        A call that may salvage a truncated answer keeps the records completed before the cut.
+        """
         tally.record(completion)
         if not completion.choices:
             raise InvalidResponse("the completion has no choices")
@@ -187,9 +217,14 @@ class Engine:
             raise Refusal(f"the model refused: {self._backend.scrub(str(refusal))[:300]}")
         if choice.finish_reason == "content_filter":
             raise Refusal("the endpoint's content filter stopped the answer")
+        if choice.finish_reason == "length" and call.salvage_truncated and isinstance(choice.message.content, str):
+            salvaged = salvage_truncated_json(choice.message.content)
+            if salvaged is not None:
+                choice.message.content = salvaged
+                choice.finish_reason = "stop"
         if choice.finish_reason == "length":
             raise TruncatedOutput(
-                f"the answer hit the token limit (max_tokens={self._config.max_tokens}) before it was "
+                f"the answer hit the token limit (max_tokens={call.max_tokens}) before it was "
                 "complete; raise max_tokens or shorten the article"
             )
         _tolerate_control_characters(choice.message)
@@ -228,9 +263,7 @@ class Engine:
     def _result(
         self, answers: list[ModelT], schema: type[ModelT], article: Article, tally: CallTally, started: float
     ) -> Result[ModelT]:
-        # instructor hands back instances of its own subclass of the schema;
-        # callers get an instance of the class they asked for.
-        value = merge_answers([schema.model_validate(answer.model_dump()) for answer in answers], schema)
+        value = merge_answers(answers, schema)
         try:
             value, report = apply_grounding_policy(value, article.text, self._config.grounding)
         except GroundingFailed as failure:
@@ -285,7 +318,8 @@ def _describe_validation_error(exc: BaseException) -> str:
 class _GroundingCheck:
     """What the grounding validator needs for the request being parsed."""
 
-    article_text: str
+    plan: Plan
+    call: Call
     tally: CallTally
     first_attempt: int
     max_reasks: int
@@ -301,8 +335,8 @@ _CURRENT_CHECK: ContextVar[_GroundingCheck | None] = ContextVar("structx_groundi
 
 
 @contextlib.contextmanager
-def _grounding_check(article_text: str, tally: CallTally, max_reasks: int) -> Iterator[None]:
-    token = _CURRENT_CHECK.set(_GroundingCheck(article_text, tally, tally.attempts + 1, max_reasks))
+def _grounding_check(plan: Plan, call: Call, tally: CallTally, max_reasks: int) -> Iterator[None]:
+    token = _CURRENT_CHECK.set(_GroundingCheck(plan, call, tally, tally.attempts + 1, max_reasks))
     try:
         yield
     finally:
@@ -311,11 +345,12 @@ def _grounding_check(article_text: str, tally: CallTally, max_reasks: int) -> It
 
 @lru_cache(maxsize=64)
 def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
-    """``schema`` plus a validator that re-asks while records are ungrounded.
+    """``schema`` plus a validator that re-asks while the format's answer checker finds problems.
 
-    The check runs on every answer; while re-asks remain, ungrounded records
-    fail validation with feedback naming each excerpt or name that is not in
-    the article, so instructor sends it back to the model. On the last
+    The check runs on every answer; while re-asks remain, an answer with
+    problems (ungrounded records: an excerpt or name that is not in the
+    article, a citation of a sentence that does not mention a record's name)
+    fails validation with the checker's feedback, so instructor sends it back to the model. On the last
     attempt the answer passes and the grounding policy decides. Made once per
     schema; its JSON schema (the same as ``schema``'s) is computed once too.
     """
@@ -323,9 +358,9 @@ def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
     def check(answer: ModelT) -> ModelT:
         current = _CURRENT_CHECK.get()
         if current is not None and current.attempts_remain:
-            report = ground(answer, current.article_text)
-            if not report.grounded:
-                raise ValueError(report.feedback())
+            feedback = current.plan.feedback(current.call, answer)
+            if feedback is not None:
+                raise ValueError(feedback)
         return answer
 
     # Already a ResponseSchema, so instructor uses it as it is instead of

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from structx._models import Article
 
-__all__ = ["PROMPT_VERSION", "build_messages"]
+__all__ = ["PROMPT_VERSION", "build_messages", "offered_metadata"]
 
 #: Changes whenever the wording below changes, so that stored results are not reused across prompts.
 #: 2: the article's date and title from its metadata are offered, and lines carry ``meta``.
@@ -50,7 +50,7 @@ def build_messages(article: Article, schema: type[BaseModel], *, include_schema:
     system = _INSTRUCTIONS
     if include_schema:
         system += f"\n\nAnswer with one JSON object that conforms to this JSON schema:\n{_schema_json(schema)}"
-    given = _given_with(article)
+    given = offered_metadata(article)
     fenced = article.text if given is None else f"{given}\n{article.text}"
     tag = "article-" + hashlib.sha256(fenced.encode("utf-8")).hexdigest()[:12]
     user = f"Extract the records from the article between <{tag}> and </{tag}>."
@@ -60,7 +60,7 @@ def build_messages(article: Article, schema: type[BaseModel], *, include_schema:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _given_with(article: Article) -> str | None:
+def offered_metadata(article: Article) -> str | None:
     """The offered metadata as one line of JSON (newlines and quotes escaped), or None when there is none."""
     offered = {key: article.metadata[key] for key in _OFFERED_METADATA if article.metadata.get(key) not in (None, "")}
     if not offered:

@@ -54,7 +54,15 @@ __all__ = [
 # one group (a test checks), so a new field must be placed in one.
 
 #: What the model is asked, or how its answers become a line: part of the key.
-KEY_FIELDS = ("max_reasks", "max_tokens", "temperature", "frequency_penalty", "chunk_chars", "chunk_overlap")
+KEY_FIELDS = (
+    "max_reasks",
+    "max_tokens",
+    "temperature",
+    "frequency_penalty",
+    "chunk_chars",
+    "chunk_overlap",
+    "extraction_format",
+)
 #: Part of the key as the endpoint resolved them: the model's name and the structured-output mode.
 ENDPOINT_FIELDS = ("model", "structured_output")
 #: Re-applied to the stored answer on resume, without a new request.

@@ -69,6 +69,14 @@ def extract(
         structx.StructuredOutput,
         typer.Option(help="How the schema is sent; 'auto' chooses from the endpoint."),
     ] = structx.StructuredOutput.AUTO,
+    extraction_format: Annotated[
+        structx.ExtractionFormat,
+        typer.Option(
+            help="What the model is shown and writes: 'excerpts' (one call, evidence copied word for word), "
+            "'cited' (numbered sentences cited by number, one call per record type; for small models), "
+            "'auto' (cited for llama.cpp servers, else excerpts)."
+        ),
+    ] = structx.ExtractionFormat.EXCERPTS,
     concurrency: Annotated[int, typer.Option(help="Articles extracted at the same time.", min=1)] = 4,
     max_reasks: Annotated[int, typer.Option(help="Validation re-asks after the first answer.", min=0)] = 2,
     grounding: Annotated[
@@ -153,6 +161,7 @@ def extract(
             structured_output=structured_output,
             max_reasks=max_reasks,
             grounding=grounding,
+            extraction_format=extraction_format,
             chunk_chars=chunk_chars,  # 0 is "never"; None would mean "not given" and bring back the default
             chunk_overlap=structx.Config.overlap_for(chunk_chars),
             max_article_bytes=max_article_bytes,
