@@ -498,3 +498,24 @@ def test_a_run_refused_at_its_checks_leaves_the_output_free_for_the_next(tmp_pat
     assert unknown.exit_code == 2 and "not served" in unknown.output
     assert again.exit_code == 0, again.output
     assert [line["status"] for line in _lines(out)] == ["ok"]
+
+
+def test_the_cited_prompt_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from structx._formats import _cited
+
+    article = seed_article(FAULT_ARTICLE)
+    endpoint = structx.Endpoint(
+        base_url="http://x/v1", model="m", mode=structx.StructuredOutput.JSON_SCHEMA, reason="set", server="vllm"
+    )
+    cited = structx.Config(base_url="http://x/v1", extraction_format="cited")  # type: ignore[arg-type]
+    excerpts = structx.Config(base_url="http://x/v1")
+    before = (
+        result_key(article, ArticleExtraction, endpoint, cited),
+        result_key(article, ArticleExtraction, endpoint, excerpts),
+    )
+    monkeypatch.setattr(_cited, "CITED_PROMPT_VERSION", "c-next")
+    after = (
+        result_key(article, ArticleExtraction, endpoint, cited),
+        result_key(article, ArticleExtraction, endpoint, excerpts),
+    )
+    assert before[0] != after[0] and before[1] == after[1]

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from structx._backend import Endpoint
 from structx._config import Config
 from structx._errors import InputError, RunInUse
+from structx._formats import _cited
 from structx._models import Article
 from structx._prompt import PROMPT_VERSION
 from structx._schemas import schema_fingerprint
@@ -116,6 +117,8 @@ def result_key(article: Article, schema: type[BaseModel], endpoint: Endpoint, co
         article.content_hash,
         schema_fingerprint(schema),
         PROMPT_VERSION,
+        # The cited format's own wording has its version too (read at call time, so a test can change it).
+        _cited.CITED_PROMPT_VERSION if config.extraction_format == "cited" else "",
         endpoint.model,
         endpoint.mode.value,
         json.dumps(settings, sort_keys=True),
