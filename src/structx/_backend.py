@@ -257,13 +257,8 @@ class Backend:
         self._gate = _RateLimitGate()
         self._exchanges = itertools.count(1)
         # Both clients are made up front: cheap, and no lazy creation to race on.
-        # max_retries=0: tenacity below is the only retry layer.
         self._sync = OpenAI(
-            base_url=self._base_url,
-            api_key=self._api_key,
-            timeout=config.timeout,
-            max_retries=0,
-            default_headers=dict(config.headers),
+            **self._client_options(),
             http_client=openai.DefaultHttpxClient(
                 event_hooks={"request": [self._log_request], "response": [self._log_response]}
             ),
@@ -286,17 +281,22 @@ class Backend:
         await closed.close()
 
     def _new_async_client(self) -> AsyncOpenAI:
-        config = self._config
         return AsyncOpenAI(
-            base_url=self._base_url,
-            api_key=self._api_key,
-            timeout=config.timeout,
-            max_retries=0,
-            default_headers=dict(config.headers),
+            **self._client_options(),
             http_client=openai.DefaultAsyncHttpxClient(
                 event_hooks={"request": [self._alog_request], "response": [self._alog_response]}
             ),
         )
+
+    def _client_options(self) -> dict[str, Any]:
+        """What the sync and async clients share; max_retries=0: tenacity is the only retry layer."""
+        return {
+            "base_url": self._base_url,
+            "api_key": self._api_key,
+            "timeout": self._config.timeout,
+            "max_retries": 0,
+            "default_headers": dict(self._config.headers),
+        }
 
     # -- the request log -------------------------------------------------------
 

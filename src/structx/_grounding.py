@@ -23,7 +23,7 @@ supports nothing, though it is found. A record that passes every check is ``grou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any, TypeVar, get_args
 
@@ -288,16 +288,21 @@ def _quote(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def iter_records(value: Any, path: str = "") -> Iterator[tuple[str, BaseModel]]:
-    """Every record (a model with an ``evidence`` list) inside ``value``, with its path."""
+def iter_records(
+    value: Any, path: str = "", *, is_record: Callable[[BaseModel], bool] | None = None
+) -> Iterator[tuple[str, BaseModel]]:
+    """Every record inside ``value``, with its path.
+
+    A record is a model with an ``evidence`` list, unless ``is_record`` says otherwise.
+    """
     if isinstance(value, BaseModel):
-        if _is_record(value):
+        if (is_record or _is_record)(value):
             yield path or type(value).__name__, value
         for name in type(value).model_fields:
-            yield from iter_records(getattr(value, name), f"{path}.{name}" if path else name)
+            yield from iter_records(getattr(value, name), f"{path}.{name}" if path else name, is_record=is_record)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from iter_records(item, f"{path}[{index}]")
+            yield from iter_records(item, f"{path}[{index}]", is_record=is_record)
 
 
 def _is_record(model: BaseModel) -> bool:

@@ -46,7 +46,7 @@ from pydantic_core import PydanticUndefined
 from structx._config import Config
 from structx._formats import Call
 from structx._formats._sentences import Sentence, number_sentences, render_numbered
-from structx._grounding import NAME, VERBATIM, Aligner, addressed_to_model, marked_values
+from structx._grounding import NAME, VERBATIM, Aligner, addressed_to_model, iter_records, marked_values
 from structx._models import Article
 from structx._prompt import offered_metadata
 from structx._text import name_tokens
@@ -379,15 +379,9 @@ def _article_prefix(chunk: Article, sentences: tuple[Sentence, ...]) -> str:
 # -- from the model's answer to the user's schema ------------------------------
 
 
-def _records(value: Any, path: str = "") -> Iterator[tuple[str, BaseModel]]:
-    if isinstance(value, BaseModel):
-        if type(value) in _ORIGINAL and _is_record_model(type(value)):
-            yield path or type(value).__name__, value
-        for name in type(value).model_fields:
-            yield from _records(getattr(value, name), f"{path}.{name}" if path else name)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _records(item, f"{path}[{index}]")
+def _records(value: Any) -> Iterator[tuple[str, BaseModel]]:
+    """The records of a model-facing answer: the derived models that stand for the user's records."""
+    return iter_records(value, is_record=lambda model: type(model) in _ORIGINAL and _is_record_model(type(model)))
 
 
 def _to_user_data(value: Any, sentences: tuple[Sentence, ...], *, strict: bool = False) -> Any:
