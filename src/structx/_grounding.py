@@ -106,12 +106,26 @@ class Aligner:
         normalized = self.normalized
         at = _find_whole_words(normalized.text, needle_norm, normalized.normalized_index(resume))
         if at is not None:
-            begin, end = normalized.original_span(at, at + len(needle_norm))
+            begin, end = self._with_ignorable_edges(*normalized.original_span(at, at + len(needle_norm)), needle)
             if exact is None or begin < exact:
                 return begin, end, _status(self.article[begin:end], needle)
         if exact is not None:
             return exact, exact + len(needle), AlignmentStatus.EXACT
         return None
+
+    def _with_ignorable_edges(self, begin: int, end: int, needle: str) -> tuple[int, int]:
+        """Widen a normalized match over the characters normalization drops (a soft hyphen, say)
+        that the excerpt itself has at its edges, so the span is the one an exact match gives."""
+        text = self.article
+        for char in reversed(needle):
+            if normalize(char) or end >= len(text) or normalize(text[end]) or text[end] != char:
+                break
+            end += 1
+        for char in needle:
+            if normalize(char) or begin <= 0 or normalize(text[begin - 1]) or text[begin - 1] != char:
+                break
+            begin -= 1
+        return begin, end
 
     def _whole_words(self, begin: int, end: int) -> tuple[int, int]:
         """Widen a span so that it neither starts nor ends inside a word."""
