@@ -33,9 +33,9 @@ from structx._cli._app import (
 __all__ = ["extract"]
 
 _EMBEDDED_NOTICE = (
-    "Using the embedded {model} model through llama.cpp: a tiny model for offline runs, "
-    "whose answers are of low quality. For real results point structx at a capable endpoint: "
-    "--base-url URL (vLLM, Ollama, llama.cpp server) or OPENAI_API_KEY for OpenAI."
+    "Using the embedded {model} model through llama.cpp (--local-model chooses another): "
+    "a small model for offline runs, which misses records a larger one finds. For better results point "
+    "structx at a capable endpoint: --base-url URL (vLLM, Ollama, llama.cpp server) or OPENAI_API_KEY for OpenAI."
 )
 
 
@@ -59,7 +59,14 @@ def extract(
         structx.StructuredOutput,
         typer.Option(help="How the schema is sent; 'auto' chooses from the endpoint."),
     ] = structx.StructuredOutput.AUTO,
-    concurrency: Annotated[int, typer.Option(help="Articles extracted at the same time.", min=1)] = 4,
+    local_model: Annotated[
+        structx.LocalModelChoice,
+        typer.Option(help="The embedded server's model, used when no endpoint is configured."),
+    ] = structx.DEFAULT_LOCAL_MODEL,
+    concurrency: Annotated[
+        int,
+        typer.Option(help="Articles extracted at the same time (with the embedded server: at most its slots).", min=1),
+    ] = 4,
     max_reasks: Annotated[int, typer.Option(help="Validation re-asks after the first answer.", min=0)] = 2,
     grounding: Annotated[
         structx.GroundingPolicy,
@@ -141,6 +148,7 @@ def extract(
             base_url=base_url,
             model=model,
             structured_output=structured_output,
+            local_model=local_model,
             max_reasks=max_reasks,
             grounding=grounding,
             chunk_chars=chunk_chars,  # 0 is "never"; None would mean "not given" and bring back the default
@@ -172,7 +180,8 @@ def extract(
     if log_requests is not None:
         ctx.call_on_close(_log_requests_to(console, log_requests))
     if config.uses_embedded_model and not quiet:
-        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow", markup=False)
+        name = structx.EmbeddedServer(local_model=config.local_model).model_name
+        console.print(_EMBEDDED_NOTICE.format(model=name), style="yellow", markup=False)
 
     summary = structx.BatchSummary()
     started = time.perf_counter()
