@@ -226,8 +226,8 @@ def llama_config(**overrides: Any) -> structx.Config:
         "base_url": LLAMA_BASE_URL,
         "model": structx.EMBEDDED_MODEL_NAME,
         "structured_output": structx.StructuredOutput.JSON_OBJECT_SCHEMA,
-        "max_tokens": 1024,
-        "max_reasks": 1,
+        "max_tokens": 512,
+        "max_reasks": 0,
         "timeout": 600.0,
     }
     values.update(overrides)

@@ -126,8 +126,14 @@ def record_llama(provenance: dict[str, dict[str, str]]) -> None:
                 **source,
                 "what": f"seed {path.stem}: {outcome}, {seconds:.0f} s on {platform.machine()}",
             }
+            save(provenance)  # a recording stopped midway keeps the seeds it finished documented
     finally:
         server.stop()
+
+
+def save(provenance: dict[str, dict[str, str]]) -> None:
+    PROVENANCE.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_readme(provenance)
 
 
 def write_readme(provenance: dict[str, dict[str, str]]) -> None:
@@ -186,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         record_scripted(provenance)
     if args.which in ("all", "llama"):
         record_llama(provenance)
-    PROVENANCE.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    write_readme(provenance)
+    save(provenance)
     return 0
 
 

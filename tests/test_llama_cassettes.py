@@ -1,4 +1,4 @@
-"""Replays of real exchanges with llama.cpp's server running the bundled model.
+"""Replays of real exchanges with llama.cpp's native server (xllamacpp) running the embedded default model.
 
 The expected outcome of each seed is read from the recorded responses
 themselves, so the tests check the whole path (request format, usage
@@ -72,3 +72,21 @@ def test_llama_cpp_gets_its_json_object_schema_format(stem: str) -> None:
             "type": "json_object",
             "schema": ArticleExtraction.model_json_schema(),
         }
+
+
+@pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
+def test_the_recordings_are_llama_cpp_native_server_answers(stem: str) -> None:
+    """What structx reads from llama.cpp's server, as it really sent it: the alias, usage and timings."""
+    config = llama_config()
+    for interaction in _recorded(stem):
+        request = json.loads(interaction["request"]["body"])
+        # The server's own defaults are temperature 0.8 and no token limit: structx always sends both.
+        assert (request["temperature"], request["max_tokens"]) == (config.temperature, config.max_tokens)
+        assert "frequency_penalty" not in request
+        response = json.loads(interaction["response"]["body"]["string"])
+        assert response["model"] == structx.EMBEDDED_MODEL_NAME  # the alias the embedded server is given
+        usage, timings = response["usage"], response["timings"]
+        # The prompt counts every token; the server evaluated prompt_n of them and reused cache_n.
+        assert usage["prompt_tokens"] == timings["prompt_n"] + timings["cache_n"]
+        assert usage["prompt_tokens_details"]["cached_tokens"] == timings["cache_n"]
+        assert usage["completion_tokens"] == timings["predicted_n"]
