@@ -129,3 +129,12 @@ def test_the_embedded_server_does_not_outlive_a_killed_cli(tmp_path: Path, signu
     finally:
         if cli.poll() is None:
             cli.kill()
+
+
+def test_a_server_that_cannot_start_says_why_from_its_log(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "model.gguf"
+    not_a_model.write_bytes(b"not a GGUF file")
+    server = structx.EmbeddedServer(model_path=not_a_model)
+    with pytest.raises(structx.LocalModelUnavailable, match=r"server exited with code 1: .*model loading error"):
+        server.start()
+    assert server.pid is None  # nothing left running

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import select
 import signal
 import subprocess
@@ -283,6 +284,7 @@ def _die_with_parent() -> None:
 
 
 _PR_SET_PDEATHSIG = 1
+_LLAMA_ERROR = re.compile(r"\d+\.\d+\.\d+\.\d+ E ")
 
 
 def _can_die_with_parent() -> bool:
@@ -412,7 +414,11 @@ class EmbeddedServer:
             return ""
         self._log.flush()
         text = Path(self._log.name).read_text(encoding="utf-8", errors="replace")
-        return " | ".join(text.strip().splitlines()[-3:]) or "(no log output)"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # llama.cpp's error lines ("0.00.017.142 E srv init: ...") say why; they may come before the last lines.
+        errors = [line for line in lines if _LLAMA_ERROR.match(line)]
+        tail = [*errors[-2:], *(line for line in lines[-2:] if line not in errors[-2:])]
+        return " | ".join(tail) or "(no log output)"
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -464,7 +470,11 @@ def _serve(options: dict[str, object]) -> None:  # pragma: no cover - runs in th
         params.cpuparams.n_threads = options["threads"]
         params.cpuparams_batch.n_threads = options["threads"]
     params.verbosity = 2  # warnings and errors: the tail of the log explains a failure
-    server = xllamacpp.Server(params)  # returns once the model is loaded and the port listens
+    try:
+        server = xllamacpp.Server(params)  # returns once the model is loaded and the port listens
+    except RuntimeError as exc:  # llama.cpp has logged why: no traceback after it
+        sys.stderr.write(f"xllamacpp: {exc}\n")
+        sys.exit(1)
     sys.stdout.write(json.dumps({"address": server.listening_address}) + "\n")
     sys.stdout.flush()
     sys.stdin.read()  # until structx closes it (or ends, and the pipe closes with it)
