@@ -3,6 +3,7 @@
     python -m tests.record_cassettes            # everything
     python -m tests.record_cassettes scripted   # the scripted server only (seconds)
     python -m tests.record_cassettes llama      # the real llama.cpp server (minutes; needs structx[local])
+    python -m tests.record_cassettes llama --seed 001_c222d2c9a2cf11cb   # one seed's recording again
 
 Scripted cassettes come from :class:`structx.testing.ScriptedServer`, our
 own OpenAI-compatible server on loopback playing fixed replies. llama.cpp
@@ -89,7 +90,7 @@ def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
         provenance[scenario.cassette] = {**source, "what": what}
 
 
-def record_llama(provenance: dict[str, dict[str, str]]) -> None:
+def record_llama(provenance: dict[str, dict[str, str]], stems: list[str] | None = None) -> None:
     recorder = cassette_vcr("all")
     config = structx.Config.from_env()  # where the model is assembled: STRUCTX_MODEL_DIR or the user's cache
     server = structx.EmbeddedServer(
@@ -111,6 +112,8 @@ def record_llama(provenance: dict[str, dict[str, str]]) -> None:
             "command": "python -m tests.record_cassettes llama",
         }
         for path in seed_paths():
+            if stems and path.stem not in stems:
+                continue
             name = llama_cassette(path.stem)
             (CASSETTES / name).unlink(missing_ok=True)
             started = time.perf_counter()
@@ -184,6 +187,7 @@ says where the model is assembled).
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", choices=["all", "scripted", "llama"], default="all")
+    parser.add_argument("--seed", action="append", metavar="ID", help="record only this seed (llama; repeatable)")
     args = parser.parse_args(argv)
     provenance: dict[str, dict[str, str]] = (
         json.loads(PROVENANCE.read_text(encoding="utf-8")) if PROVENANCE.exists() else {}
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("all", "scripted"):
         record_scripted(provenance)
     if args.which in ("all", "llama"):
-        record_llama(provenance)
+        record_llama(provenance, args.seed)
     save(provenance)
     return 0
 
