@@ -50,13 +50,13 @@ def test_extract_with_nothing_configured_runs_the_bundled_model(tmp_path: Path) 
     assert "concurrency 4 lowered to 1: the embedded server works on 1 request(s) at a time" in completed.stderr
     (line,) = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
     assert line["id"] == SHORTEST_SEED.stem
-    assert line["model"] == name
     # A small model may finish or run out of tokens; either way the real server
     # read the article and answered through the whole pipeline.
     assert line["usage"]["prompt_tokens"] > 1000
     assert line["usage"]["completion_tokens"] > 0
     if line["status"] == "ok":
         assert completed.returncode == 0 and set(line["records"]) >= {"visits", "meetings"}
+        assert line["model"] == name
     else:
         assert completed.returncode == 1
         assert line["error"]["type"] in {"TruncatedOutput", "ValidationFailed"}
