@@ -15,7 +15,6 @@ from typing import Any
 import vcr
 
 import structx
-from structx._local import EMBEDDED_FREQUENCY_PENALTY
 from structx.testing import Reply
 from structx_schemas import ArticleExtraction
 
@@ -227,10 +226,8 @@ def llama_config(**overrides: Any) -> structx.Config:
         "base_url": LLAMA_BASE_URL,
         "model": structx.EMBEDDED_MODEL_NAME,
         "structured_output": structx.StructuredOutput.JSON_OBJECT_SCHEMA,
-        # What the embedded default sends (structx.Client sets it for the bundled model).
-        "frequency_penalty": EMBEDDED_FREQUENCY_PENALTY,
-        "max_tokens": 1024,
-        "max_reasks": 1,
+        "max_tokens": 512,
+        "max_reasks": 0,
         "timeout": 600.0,
     }
     values.update(overrides)

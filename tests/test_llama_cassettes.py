@@ -1,4 +1,4 @@
-"""Replays of real exchanges with llama.cpp's server running the bundled model.
+"""Replays of real exchanges with llama.cpp's native server (xllamacpp) running the embedded default model.
 
 The expected outcome of each seed is read from the recorded responses
 themselves, so the tests check the whole path (request format, usage
@@ -18,7 +18,10 @@ from vcr.cassette import Cassette
 
 import structx
 from structx_schemas import ArticleExtraction
-from tests.cassettes import CASSETTES, llama_cassette, llama_config, seed_article, seed_paths
+from tests.cassettes import CASSETTES, llama_cassette, llama_config, seed_article
+
+# The seeds recorded from the real server (cassettes/README.md says when and how).
+RECORDED = sorted(path.stem for path in (CASSETTES / "llama_cpp").glob("*.yaml"))
 
 Replay = Callable[[str], AbstractContextManager[Cassette]]
 
@@ -29,7 +32,7 @@ def _recorded(stem: str) -> list[dict[str, Any]]:
     return interactions
 
 
-@pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
+@pytest.mark.parametrize("stem", RECORDED)
 def test_seed_replays_as_the_real_server_answered(replay: Replay, stem: str) -> None:
     recorded = _recorded(stem)
     responses = [json.loads(i["response"]["body"]["string"]) for i in recorded]
@@ -63,7 +66,7 @@ def test_seed_replays_as_the_real_server_answered(replay: Replay, stem: str) -> 
     )
 
 
-@pytest.mark.parametrize("stem", [path.stem for path in seed_paths()])
+@pytest.mark.parametrize("stem", RECORDED)
 def test_llama_cpp_gets_its_json_object_schema_format(stem: str) -> None:
     for interaction in _recorded(stem):
         body = json.loads(interaction["request"]["body"])
@@ -72,3 +75,21 @@ def test_llama_cpp_gets_its_json_object_schema_format(stem: str) -> None:
             "type": "json_object",
             "schema": ArticleExtraction.model_json_schema(),
         }
+
+
+@pytest.mark.parametrize("stem", RECORDED)
+def test_the_recordings_are_llama_cpp_native_server_answers(stem: str) -> None:
+    """What structx reads from llama.cpp's server, as it really sent it: the alias, usage and timings."""
+    config = llama_config()
+    for interaction in _recorded(stem):
+        request = json.loads(interaction["request"]["body"])
+        # The server's own defaults are temperature 0.8 and no token limit: structx always sends both.
+        assert (request["temperature"], request["max_tokens"]) == (config.temperature, config.max_tokens)
+        assert "frequency_penalty" not in request
+        response = json.loads(interaction["response"]["body"]["string"])
+        assert response["model"] == structx.EMBEDDED_MODEL_NAME  # the alias the embedded server is given
+        usage, timings = response["usage"], response["timings"]
+        # The prompt counts every token; the server evaluated prompt_n of them and reused cache_n.
+        assert usage["prompt_tokens"] == timings["prompt_n"] + timings["cache_n"]
+        assert usage["prompt_tokens_details"]["cached_tokens"] == timings["cache_n"]
+        assert usage["completion_tokens"] == timings["predicted_n"]

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from structx._api import Client, aextract, extract
     from structx._backend import Endpoint
     from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
-    from structx._config import Config, ExtractionFormat, GroundingPolicy, StructuredOutput
+    from structx._config import (
+        DEFAULT_LOCAL_MODEL,
+        Config,
+        ExtractionFormat,
+        GroundingPolicy,
+        LocalModelChoice,
+        StructuredOutput,
+    )
     from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
     from structx._errors import (
         AuthenticationFailed,
@@ -59,6 +66,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_LOCAL_MODEL",
     "DEFAULT_SCHEMA_REF",
     "EMBEDDED_MODEL_NAME",
     "LIST_PRICES",
@@ -85,6 +93,7 @@ __all__ = [
     "InputError",
     "Interrupted",
     "InvalidResponse",
+    "LocalModelChoice",
     "LocalModelUnavailable",
     "NotAttempted",
     "QuotaExceeded",
@@ -136,7 +145,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._api": ("Client", "aextract", "extract"),
     "structx._backend": ("Endpoint",),
     "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
-    "structx._config": ("Config", "ExtractionFormat", "GroundingPolicy", "StructuredOutput"),
+    "structx._config": (
+        "DEFAULT_LOCAL_MODEL",
+        "Config",
+        "ExtractionFormat",
+        "GroundingPolicy",
+        "LocalModelChoice",
+        "StructuredOutput",
+    ),
     "structx._documents": ("count_articles", "html_to_text", "iter_article_files", "iter_articles", "read_article"),
     "structx._errors": (
         "AuthenticationFailed",

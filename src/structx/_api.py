@@ -17,7 +17,7 @@ from structx._config import Config
 from structx._documents import check_article
 from structx._engine import Engine
 from structx._errors import ConfigError
-from structx._local import EMBEDDED_FREQUENCY_PENALTY, EMBEDDED_MODEL_NAME, EmbeddedServer
+from structx._local import EMBEDDED_PARALLEL, LOCAL_MODELS, EmbeddedServer, slot_context
 from structx._models import Article, Result
 from structx._schemas import load_schema
 from structx_schemas import ArticleExtraction
@@ -25,6 +25,9 @@ from structx_schemas import ArticleExtraction
 __all__ = ["Client", "aextract", "extract"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+#: The embedded model's token budget per call when ``max_tokens`` is None.
+EMBEDDED_MAX_TOKENS = 2048
 
 
 class Client:
@@ -59,10 +62,20 @@ class Client:
     def resolved_config(self) -> Config:
         """The configuration requests are made with: :attr:`config` as resolving the endpoint completed it.
 
-        For the embedded model, that sets its frequency penalty. Resolving may
-        start the embedded server or send ``GET /models``.
+        For the embedded model, that bounds ``max_tokens`` when it was left to
+        the endpoint. Resolving may start the embedded server or send ``GET /models``.
         """
         return self._get_engine().config
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        """Requests the endpoint works on at once, when structx knows: the embedded server's slots.
+
+        A batch sends no more articles at once than this, so that no request
+        waits in the embedded server's queue while its timeout runs. None for
+        other endpoints.
+        """
+        return EMBEDDED_PARALLEL if self.config.uses_embedded_model else None
 
     def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
         """Fill ``schema`` from one article with one model call (plus re-asks).
@@ -114,7 +127,7 @@ class Client:
         config = self._backend_config()
         backend = Backend(config)
         try:
-            embedded_model = EMBEDDED_MODEL_NAME if config.uses_embedded_model else None
+            embedded_model = LOCAL_MODELS[config.local_model].name if config.uses_embedded_model else None
             endpoint = backend.resolve(embedded_model=embedded_model, probe=False)
             return Engine(backend, endpoint, config).request_bodies(_as_article(article), target)
         finally:
@@ -127,10 +140,14 @@ class Client:
             return self._engine
 
     def _backend_config(self) -> Config:
-        """The configuration requests are made with: the embedded model gets its own frequency penalty."""
+        """The configuration requests are made with.
+
+        The embedded server's own default is to generate until the context is
+        full: its requests always carry a token budget.
+        """
         config = self.config
-        if config.uses_embedded_model and config.frequency_penalty is None:
-            config = replace(config, frequency_penalty=EMBEDDED_FREQUENCY_PENALTY)
+        if config.uses_embedded_model and config.max_tokens is None:
+            config = replace(config, max_tokens=EMBEDDED_MAX_TOKENS)
         return config
 
     def _connect(self) -> Engine:
@@ -138,7 +155,11 @@ class Client:
         embedded_model: str | None = None
         base_url = config.base_url
         if config.uses_embedded_model:
-            self._server = EmbeddedServer()
+            self._server = EmbeddedServer(
+                local_model=config.local_model,
+                model_dir=config.model_dir,
+                n_ctx=slot_context(config.chunk_chars, config.max_tokens),
+            )
             # Stop the server even if the client is never closed.
             self._finalizer = weakref.finalize(self, self._server.stop)
             base_url = self._server.start()

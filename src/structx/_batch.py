@@ -186,6 +186,10 @@ async def aextract_many(
     without a request, a :class:`NotAttempted` error unless its stored
     outcome can be reused.
 
+    With the embedded server, at most as many articles run at once as it has
+    slots (:attr:`Client.concurrency_limit`): a request beyond them would wait
+    in the server's queue while its timeout runs.
+
     Once ``stop`` is set, no new article starts and no new request is sent:
     requests in flight may finish (within the timeout), and an article that
     needs another one (a transport retry, a re-ask, its next chunk) ends as
@@ -195,6 +199,15 @@ async def aextract_many(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    limit = client.concurrency_limit
+    if limit is not None and concurrency > limit:
+        logger.info(
+            "concurrency %d lowered to %d: the embedded server works on %d request(s) at a time",
+            concurrency,
+            limit,
+            limit,
+        )
+        concurrency = limit
     schema = load_schema(schema)  # a schema that cannot be used fails the batch, not each article
     items = iter_batch_articles(sources, max_bytes=client.config.max_article_bytes)
     running: set[asyncio.Task[ArticleOutcome]] = set()

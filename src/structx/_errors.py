@@ -8,7 +8,7 @@ calls, the number of HTTP requests, the token usage and the last raw answer.
     StructxError
     ├── UsageError                     the caller must fix something
     │   ├── ConfigError                bad or incomplete configuration
-    │   │   └── LocalModelUnavailable  structx[local] is not installed
+    │   │   └── LocalModelUnavailable  the embedded server or its model cannot be had
     │   ├── SchemaError                a schema cannot be loaded
     │   ├── InputError                 an article cannot be read (names the file)
     │   └── RunInUse                   another process holds the run database
@@ -86,7 +86,8 @@ class ConfigError(UsageError):
 
 
 class LocalModelUnavailable(ConfigError):
-    """The embedded default needs ``structx[local]``, which is not installed."""
+    """The embedded default cannot run: ``structx[local]`` is not installed, a model package is
+    missing or not the pinned file, the model cannot be written to its folder, or the server did not start."""
 
 
 class SchemaError(UsageError):

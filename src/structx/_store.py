@@ -64,15 +64,17 @@ KEY_FIELDS = (
     "chunk_overlap",
     "extraction_format",
 )
-#: Part of the key as the endpoint resolved them: the model's name and the structured-output mode.
-ENDPOINT_FIELDS = ("model", "structured_output")
+#: Part of the key as the endpoint resolved them: the model's name and the structured-output mode
+#: (the embedded server's model, ``local_model``, is the name the endpoint reports).
+ENDPOINT_FIELDS = ("model", "structured_output", "local_model")
 #: Re-applied to the stored answer on resume, without a new request.
 REAPPLIED_FIELDS = ("grounding",)
 #: Checked each time an article is read, before the run database is consulted: an article
 #: the limit now refuses gets its input error, whatever was stored for it.
 INPUT_FIELDS = ("max_article_bytes",)
 #: How requests travel, not what they ask: a stored line stays valid when these change
-#: (the same model behind another URL answers the same; the embedded server's port changes every run).
+#: (the same model behind another URL answers the same; the embedded server's port changes every run;
+#: the folder the embedded model is assembled in holds the same checked file wherever it is).
 TRANSPORT_FIELDS = (
     "base_url",
     "api_key",
@@ -82,6 +84,7 @@ TRANSPORT_FIELDS = (
     "retry_initial_wait",
     "retry_max_wait",
     "headers",
+    "model_dir",
 )
 
 _SCHEMA = """

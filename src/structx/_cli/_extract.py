@@ -43,9 +43,9 @@ from structx._cli._settings import parse_headers
 __all__ = ["extract"]
 
 _EMBEDDED_NOTICE = (
-    "Using the embedded {model} model through llama.cpp: a tiny model for offline runs, "
-    "whose answers are of low quality. For real results point structx at a capable endpoint: "
-    "--base-url URL (vLLM, Ollama, llama.cpp server) or OPENAI_API_KEY for OpenAI."
+    "Using the embedded {model} model through llama.cpp (--local-model chooses another): "
+    "a small model for offline runs, which misses records a larger one finds. For better results point "
+    "structx at a capable endpoint: --base-url URL (vLLM, Ollama, llama.cpp server) or OPENAI_API_KEY for OpenAI."
 )
 
 
@@ -77,7 +77,14 @@ def extract(
             "'auto' (cited for llama.cpp servers, else excerpts)."
         ),
     ] = structx.ExtractionFormat.EXCERPTS,
-    concurrency: Annotated[int, typer.Option(help="Articles extracted at the same time.", min=1)] = 4,
+    local_model: Annotated[
+        structx.LocalModelChoice,
+        typer.Option(help="The embedded server's model, used when no endpoint is configured."),
+    ] = structx.DEFAULT_LOCAL_MODEL,
+    concurrency: Annotated[
+        int,
+        typer.Option(help="Articles extracted at the same time (with the embedded server: at most its slots).", min=1),
+    ] = 4,
     max_reasks: Annotated[int, typer.Option(help="Validation re-asks after the first answer.", min=0)] = 2,
     grounding: Annotated[
         structx.GroundingPolicy,
@@ -159,6 +166,7 @@ def extract(
             base_url=base_url,
             model=model,
             structured_output=structured_output,
+            local_model=local_model,
             max_reasks=max_reasks,
             grounding=grounding,
             extraction_format=extraction_format,
@@ -193,7 +201,8 @@ def extract(
     if store is not None:
         ctx.call_on_close(store.close)  # however the command ends, the run database's lock is released
     if config.uses_embedded_model and not quiet:
-        console.print(_EMBEDDED_NOTICE.format(model=structx.EMBEDDED_MODEL_NAME), style="yellow", markup=False)
+        name = structx.EmbeddedServer(local_model=config.local_model).model_name
+        console.print(_EMBEDDED_NOTICE.format(model=name), style="yellow", markup=False)
 
     summary = structx.BatchSummary()
     started = time.perf_counter()
