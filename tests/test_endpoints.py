@@ -19,7 +19,7 @@ def _extract_via(owned_by: str, **config: Any) -> tuple[structx.Result[ArticleEx
 
 
 def test_llama_cpp_is_detected_and_sent_a_json_object_schema() -> None:
-    result, server = _extract_via("me")
+    result, server = _extract_via("me", extraction_format="excerpts")
     assert [(r.method, r.path) for r in server.requests] == [
         ("GET", "/v1/models"),
         ("POST", "/v1/chat/completions"),
@@ -28,6 +28,24 @@ def test_llama_cpp_is_detected_and_sent_a_json_object_schema() -> None:
     assert body["response_format"] == {"type": "json_object", "schema": ArticleExtraction.model_json_schema()}
     assert body["model"] == "served-model"  # the model the server lists
     assert result.mode == "json_object_schema" and result.value == seed_answer(FAULT_ARTICLE)
+
+
+def test_llama_cpp_gets_the_cited_format_by_default_one_call_per_record_type() -> None:
+    replies = [Reply.answer({name: []}) for name in ("visits", "meetings", "militia_stances", "quoted_sources")]
+    replies.append(Reply.answer({"title": "A title", "outlet": None, "byline": None, "published": None}))
+    with ScriptedServer(replies, owned_by="me", model="served-model") as server:
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=structx.Config(base_url=server.base_url))
+    posts = [r.body for r in server.requests if r.method == "POST"]
+    assert [sorted(body["response_format"]["schema"]["properties"]) for body in posts] == [
+        ["visits"],
+        ["meetings"],
+        ["militia_stances"],
+        ["quoted_sources"],
+        ["byline", "outlet", "published", "title"],
+    ]
+    assert all(body["response_format"]["type"] == "json_object" for body in posts)
+    assert "[1] " in posts[0]["messages"][1]["content"]  # the article's sentences, numbered
+    assert result.value == ArticleExtraction(title="A title")
 
 
 @pytest.mark.parametrize("owned_by", ["vllm", "library", "someone"])

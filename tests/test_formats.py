@@ -135,7 +135,7 @@ MEETING = {
     "evidence": [ARRIVED, MET],
     "participants": [
         {"name": "Ana Ferreira", "organisation": None, "role": None},
-        {"name": "Tom Vasquez", "role": "Mayor"},
+        {"name": "Tom Vasquez", "organisation": None, "role": "Mayor"},
     ],
     "place": "the town hall",
     "when": None,
@@ -203,9 +203,33 @@ def test_one_call_per_record_type_plus_one_for_the_other_fields_with_the_article
     assert all(user.startswith(prefix) for user in users)  # byte-identical up to the end of the article
     assert f"[{ARRIVED}] PORTVILLE - Gen. Ana Ferreira" in prefix
     assert all(len(user) > len(prefix) for user in users)  # the task comes after the article
-    assert '"visits"' in users[0][fence_end:] and "visitor (text, required)" in users[0][fence_end:]
+    assert '"visits"' in users[0][fence_end:] and "- visitor (text): Name" in users[0][fence_end:]
     assert '"json_schema"' not in users[0] and "$defs" not in users[0]  # no JSON schema in the prompt
     assert [body["max_tokens"] for body in bodies] == [768, 768, 768, 768, 256]
+
+
+def test_every_field_of_a_record_is_required_in_the_response_schema_and_null_stays_allowed() -> None:
+    with ScriptedServer(answers()) as server:
+        structx.extract(ARTICLE, config=config(server))
+    visits = completion_bodies(server)[0]["response_format"]["json_schema"]["schema"]
+    definitions = visits["$defs"]
+    visit = definitions["Visit"]
+    assert set(visit["required"]) == set(visit["properties"]) == set(VISIT)
+    assert {"type": "null"} in visit["properties"]["city"]["anyOf"]
+    when = definitions["When"]
+    assert set(when["required"]) == {"text", "start", "end"}
+    other = completion_bodies(server)[4]["response_format"]["json_schema"]["schema"]
+    assert set(other["required"]) == set(OTHER)
+
+
+def test_a_record_that_leaves_out_a_field_is_re_asked() -> None:
+    partial = {key: value for key, value in VISIT.items() if key not in ("city", "disclosure")}
+    with ScriptedServer(answers(visits={"visits": [partial]})[:1] + answers()) as server:
+        result = structx.extract(ARTICLE, config=config(server))
+    bodies = completion_bodies(server)
+    assert len(bodies) == 6
+    assert "Field required" in bodies[1]["messages"][-1]["content"]
+    assert result.value.visits[0].city == "Portville"
 
 
 def test_citations_become_the_sentences_and_ground_exactly() -> None:

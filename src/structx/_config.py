@@ -133,7 +133,7 @@ class Config:
     #: Records whose evidence or names are not in the article are re-asked; then this applies.
     grounding: GroundingPolicy = GroundingPolicy.KEEP
     #: What the model sees and writes (see :class:`ExtractionFormat`).
-    extraction_format: ExtractionFormat = ExtractionFormat.EXCERPTS
+    extraction_format: ExtractionFormat = ExtractionFormat.AUTO
     #: Articles longer than this many characters are extracted in overlapping chunks (0 or None: never).
     chunk_chars: int | None = 12_000
     #: Characters of context two neighbouring chunks share, at most.

@@ -8,7 +8,9 @@ Two retry layers with separate jobs:
   back to the model and ask again.
 
 Truncation and refusal end the extraction at once: asking again with the
-same budget would fail the same way.
+same budget would fail the same way. So does an answer repeated word for
+word after the feedback on it: the model cannot mend it, and the re-asks
+left are not spent.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -323,6 +325,8 @@ class _GroundingCheck:
     tally: CallTally
     first_attempt: int
     max_reasks: int
+    #: Answers (as JSON) the checker has already sent back with feedback.
+    refused: set[str] = field(default_factory=set)
 
     @property
     def attempts_remain(self) -> bool:
@@ -360,7 +364,12 @@ def _checked_schema(schema: type[ModelT]) -> type[ModelT]:
         if current is not None and current.attempts_remain:
             feedback = current.plan.feedback(current.call, answer)
             if feedback is not None:
-                raise ValueError(feedback)
+                given = answer.model_dump_json()
+                # The same answer after the feedback: the model cannot mend it (at temperature 0 it
+                # would answer the same again), so it is final and the grounding policy decides.
+                if given not in current.refused:
+                    current.refused.add(given)
+                    raise ValueError(feedback)
         return answer
 
     # Already a ResponseSchema, so instructor uses it as it is instead of

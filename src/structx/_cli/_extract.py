@@ -76,7 +76,7 @@ def extract(
             "'cited' (numbered sentences cited by number, one call per record type; for small models), "
             "'auto' (cited for llama.cpp servers, else excerpts)."
         ),
-    ] = structx.ExtractionFormat.EXCERPTS,
+    ] = structx.ExtractionFormat.AUTO,
     local_model: Annotated[
         structx.LocalModelChoice,
         typer.Option(help="The embedded server's model, used when no endpoint is configured."),

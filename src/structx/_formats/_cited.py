@@ -54,7 +54,7 @@ from structx._text import name_tokens
 __all__ = ["CitedFormat", "CitedPlan", "cited_model", "salvage_truncated_json"]
 
 #: Changes whenever the wording below changes (part of the stored results' key through the prompt version).
-CITED_PROMPT_VERSION = "c1"
+CITED_PROMPT_VERSION = "c2"
 
 #: Completion tokens per call for a list of records, and for the other fields.
 #: A call that reaches its limit keeps the records it completed (see salvage_truncated_json).
@@ -92,15 +92,21 @@ def _contains_record(annotation: Any) -> bool:
     return any(_contains_record(arg) for arg in get_args(annotation))
 
 
-def _cited_annotation(annotation: Any) -> Any:
-    """``annotation`` with every model that holds records replaced by its cited twin."""
+def _cited_annotation(annotation: Any, *, in_record: bool = False) -> Any:
+    """``annotation`` with every model that holds records replaced by its cited twin.
+
+    Inside a record (``in_record``) every other model is replaced by its
+    :func:`_filled_model` twin, so the record's nested fields are written out too.
+    """
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return cited_model(annotation) if _contains_record(annotation) else annotation
+        if _contains_record(annotation):
+            return cited_model(annotation)
+        return _filled_model(annotation) if in_record else annotation
     origin = get_origin(annotation)
     args = get_args(annotation)
-    if origin is None or not args or not _contains_record(annotation):
+    if origin is None or not args or not (_contains_record(annotation) or (in_record and _nested_model(annotation))):
         return annotation
-    new_args = tuple(_cited_annotation(arg) for arg in args)
+    new_args = tuple(_cited_annotation(arg, in_record=in_record) for arg in args)
     if origin in (Union, types.UnionType):
         return reduce(lambda a, b: a | b, new_args)
     if origin is list:
@@ -126,10 +132,15 @@ def cited_model(model: type[BaseModel]) -> type[BaseModel]:
     Other fields keep their annotations, descriptions and grounding markers.
     """
     fields: dict[str, Any] = {}
+    record = _is_record_model(model)
     for name, info in model.model_fields.items():
-        if name != "evidence" or not _is_record_model(model):
-            fields[name] = _copied_field(info, _cited_annotation(info.annotation))
-    if _is_record_model(model):
+        if name != "evidence" or not record:
+            # Every field of a record is required (None stays allowed where the user's schema allows it):
+            # under a JSON-schema grammar small models skip optional properties, so a visit came back
+            # with only its visitor; a required property makes the model write each one, if only as null.
+            annotation = _cited_annotation(info.annotation, in_record=record)
+            fields[name] = _copied_field(info, annotation, required=record)
+    if record:
         # Last, so that the model writes the record before it cites the sentences for it.
         fields["evidence"] = (
             list[int],
@@ -146,9 +157,23 @@ def cited_model(model: type[BaseModel]) -> type[BaseModel]:
     return derived
 
 
-def _call_model(schema: type[BaseModel], names: tuple[str, ...], *, required: bool) -> type[BaseModel]:
+@lru_cache(maxsize=64)
+def _filled_model(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` (a part of a record, such as a date) with every field required, as in :func:`cited_model`."""
     fields: dict[str, Any] = {
-        name: _copied_field(info, _cited_annotation(info.annotation), required=required)
+        name: _copied_field(info, _cited_annotation(info.annotation, in_record=True), required=True)
+        for name, info in model.model_fields.items()
+    }
+    derived: type[BaseModel] = create_model(
+        model.__name__, __config__=model.model_config, __doc__=model.__doc__, __module__=model.__module__, **fields
+    )
+    # The user's validators (a date range's order, say) run when the answer becomes the user's records.
+    return derived
+
+
+def _call_model(schema: type[BaseModel], names: tuple[str, ...]) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        name: _copied_field(info, _cited_annotation(info.annotation), required=True)
         for name, info in schema.model_fields.items()
         if name in names
     }
@@ -170,9 +195,9 @@ def _call_models(schema: type[BaseModel]) -> tuple[tuple[str, type[BaseModel]], 
     if not lists or _is_record_model(schema):
         return (("all", cited_model(schema)),)
     rest = tuple(name for name in schema.model_fields if name not in lists)
-    calls = [(name, _call_model(schema, (name,), required=True)) for name in lists]
+    calls = [(name, _call_model(schema, (name,))) for name in lists]
     if rest:
-        calls.append(("other", _call_model(schema, rest, required=False)))
+        calls.append(("other", _call_model(schema, rest)))
     return tuple(calls)
 
 
@@ -222,9 +247,11 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def _field_guide(model: type[BaseModel], indent: str = "") -> list[str]:
     lines = []
+    # "required" is worth its tokens only where some fields are not.
+    mixed = not all(info.is_required() for info in model.model_fields.values())
     for name, info in model.model_fields.items():
         words = _type_words(info.annotation)
-        if info.is_required():
+        if mixed and info.is_required():
             words += ", required"
         line = f"{indent}- {name} ({words})"
         if info.description:
@@ -270,6 +297,7 @@ class CitedPlan:
         problems: list[str] = []
         article = Aligner(self.article_text)
         injected = addressed_to_model(self.article_text)
+        _add_neighbouring_citations(answer, self.sentences, article)
         for path, record in _records(answer):
             numbers = list(getattr(record, "evidence", []))
             missing = [n for n in numbers if not 1 <= n <= len(self.sentences)]
@@ -315,7 +343,9 @@ class CitedPlan:
 
     def assemble(self, answers: Sequence[BaseModel]) -> BaseModel:
         data: dict[str, Any] = {}
+        article = Aligner(self.article_text)
         for answer in answers:
+            _add_neighbouring_citations(answer, self.sentences, article)
             for name in type(answer).model_fields:
                 data[name] = _to_user_data(getattr(answer, name), self.sentences)
         for name, value in data.items():
@@ -350,6 +380,51 @@ class CitedFormat:
                 )
             )
         return CitedPlan(calls=tuple(calls), schema=schema, sentences=sentences, article_text=article_text)
+
+
+#: How far (in sentences) from a cited sentence a name's own sentence may be for structx to cite it itself.
+NEIGHBOUR_SENTENCES = 2
+
+
+def _add_neighbouring_citations(answer: BaseModel, sentences: tuple[Sentence, ...], article: Aligner) -> None:
+    """Cite, for each record, the nearby sentence that names what its cited sentences do not.
+
+    Small models cite the sentence that opens a story ("Qaani arrived in
+    Baghdad") and name people from the next one ("he met al-Ameri and
+    al-Khazaali"); asked again, they repeat the same answer. A name that
+    occurs in none of the cited sentences but in a sentence at most
+    :data:`NEIGHBOUR_SENTENCES` away from one of them is that sentence's
+    fact, so its number is added (the nearest one, ties to the later
+    sentence, which continues the story). Names found nowhere near stay
+    for the answer checker. Idempotent.
+    """
+    for _, record in _records(answer):
+        numbers: list[int] = list(getattr(record, "evidence", []))
+        valid = [n for n in numbers if 1 <= n <= len(sentences)]
+        if not valid:
+            continue
+        for _, kind, text in marked_values(record):
+            if kind != NAME:
+                continue
+            cited_text = "\n".join(sentences[n - 1].text for n in valid)
+            if _named_in(text, cited_text, article):
+                continue
+            nearby = sorted(
+                {
+                    n
+                    for cited in valid
+                    for n in range(cited - NEIGHBOUR_SENTENCES, cited + NEIGHBOUR_SENTENCES + 1)
+                    if 1 <= n <= len(sentences) and n not in valid
+                },
+                key=lambda n: (min(abs(n - cited) for cited in valid), -n),
+            )
+            for n in nearby:
+                if _named_in(text, sentences[n - 1].text, article):
+                    valid.append(n)
+                    numbers.append(n)
+                    break
+        if len(numbers) != len(getattr(record, "evidence", [])):
+            record.evidence = sorted(set(numbers), key=numbers.index)  # type: ignore[attr-defined]
 
 
 def _named_in(name: str, cited_text: str, article: Aligner) -> bool:
