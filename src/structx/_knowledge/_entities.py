@@ -294,6 +294,7 @@ def _relation(a: _Form, b: _Form) -> Relation:
     return best
 
 
+_LOOSE = str.maketrans("", "", "vhy")
 _GENERIC_BLOCKS = frozenset({"frc", "grp", "prty", "mvmnt", "gvrnmnt", "rgnztn", "mlt", "brgd", "cncl"})
 
 
@@ -308,7 +309,9 @@ def _candidate_pairs(forms: list[_Form]) -> list[tuple[_Form, _Form]]:
             if form.type is EntityType.PERSON:
                 words = person_tokens(name)
                 if words:
+                    # Also without the letters transliterations drop or swap most (Rouhani/Rowhani, Mahdi/Madi).
                     keys.add((form.type.value, words[-1].skeleton))
+                    keys.add((form.type.value, "~" + words[-1].skeleton.translate(_LOOSE)))
             elif form.type is EntityType.ORGANISATION:
                 parsed = org_name(name)
                 keys.update((form.type.value, t.skeleton) for t in parsed.words if t.skeleton not in _GENERIC_BLOCKS)
@@ -317,6 +320,7 @@ def _candidate_pairs(forms: list[_Form]) -> list[tuple[_Form, _Form]]:
                     keys.add((form.type.value, "#" + parsed.acronym))
             else:
                 keys.update((form.type.value, t.skeleton) for t in tokens(name))
+                keys.update((form.type.value, "~" + t.skeleton.translate(_LOOSE)) for t in tokens(name))
         for key in keys:
             blocks[key].append(form)
     pairs: dict[tuple[int, int], tuple[_Form, _Form]] = {}

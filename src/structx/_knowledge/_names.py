@@ -232,7 +232,9 @@ general gen lieutenant lt colonel col brigadier brig major maj captain capt admi
 sgt marshal president vice prime minister deputy grand ayatollah hojatoleslam sheikh shaikh shaykh sayyid
 sayed seyed sayyed mullah imam hajj haji mr mrs ms miss dr doctor prof professor sir lord king queen prince
 princess emir supreme leader chief head spokesman spokeswoman spokesperson senator rep representative judge
-justice cleric mp ambassador envoy secretary speaker chairman chair mister madam
+justice cleric mp ambassador envoy secretary speaker chairman chair mister madam analyst expert researcher
+journalist correspondent blogger lawmaker politician official diplomat scholar activist writer reporter economist
+strategist adviser advisor aide
 """
 _TITLES = frozenset(_TITLES_WORDS.split())
 _DETERMINERS_WORDS = """\
@@ -340,12 +342,12 @@ def _spells(acronym: str, name: OrgName) -> bool:
 
 def _qualifiers_agree(a: Sequence[Token], b: Sequence[Token]) -> bool:
     # Nationality words qualify without naming ("Iranian Quds Force"): they count only when both sides have them.
-    nations_a = [t for t in a if _nationality_like(t)]
-    nations_b = [t for t in b if _nationality_like(t)]
+    nations_a = [t for t in a if _nation_word(t)]
+    nations_b = [t for t in b if _nation_word(t)]
     if nations_a and nations_b and not (_contained(nations_a, nations_b) or _contained(nations_b, nations_a)):
         return False
-    a = [t for t in a if not _nationality_like(t)]
-    b = [t for t in b if not _nationality_like(t)]
+    a = [t for t in a if not _nation_word(t)]
+    b = [t for t in b if not _nation_word(t)]
     if not a or not b:
         return True
     if _contained(a, b) or _contained(b, a):
@@ -370,6 +372,11 @@ def _is_subsequence(small: str, large: str) -> bool:
 
 def _nationality_like(token: Token) -> bool:
     return token.text.endswith(_NATIONALITY_ENDINGS) and not token.upper
+
+
+def _nation_word(token: Token) -> bool:
+    """A nationality adjective or a country's two-letter code (US, UK) in front of a name."""
+    return _nationality_like(token) or (token.upper and len(token.text) <= 2)
 
 
 def org_relation(a_text: str, b_text: str) -> Relation:
@@ -492,7 +499,7 @@ def split_parenthetical(surface: str) -> list[str]:
 
 
 _CAP_WORD = r"(?:[A-Z][\w'’\-]*|al-[\w'’\-]+|el-[\w'’\-]+)"
-_RUN = rf"{_CAP_WORD}(?:\s+(?:(?:of|the|and|for|al|bin|ibn)\s+)?{_CAP_WORD}){{0,7}}"
+_RUN = rf"{_CAP_WORD}(?:\s+(?:(?:of|the|and|for|al|bin|ibn)\s+){{0,2}}{_CAP_WORD}){{0,7}}"
 _PAREN = re.compile(rf"(?P<name>{_RUN})\s*\((?:the\s+)?(?P<inner>[^()]{{1,80}})\)")
 _KNOWN_AS = re.compile(
     rf"(?P<name>{_RUN}),\s+(?:also\s+)?(?:known\s+as|nicknamed|dubbed)\s+[\"“']?(?P<alias>{_RUN})[\"”']?"
