@@ -353,7 +353,7 @@ def test_error_lines_are_skipped_and_counted() -> None:
     ]
     dataset = structx.build_dataset(lines)
     assert (dataset.articles, dataset.error_lines) == (1, 1)
-    assert "1 error lines skipped" in dataset.summary()
+    assert "skipped 1 line with an error status" in dataset.summary()
 
 
 # -- events ----------------------------------------------------------------------------------------

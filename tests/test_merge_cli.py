@@ -54,7 +54,7 @@ def test_merge_writes_the_dataset_and_prints_one_summary_line(tmp_path: Path) ->
         f"{by_type['place']} place, {by_type['anonymous']} anonymous); {expected.merges} merges; "
         f"{len(expected.undecided_pairs)} undecided pairs; {expected.corroborated_events()} events corroborated"
     ) in result.stdout
-    assert "5 articles" in result.stdout and "1 error lines skipped" in result.stdout
+    assert "5 articles" in result.stdout and "skipped 1 line with an error status" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(["dataset.sqlite", *(f"{t}.parquet" for t in TABLES)])
     db = sqlite3.connect(out / "dataset.sqlite")
     for table in TABLES:

@@ -115,7 +115,7 @@ class Dataset:
             f"2+ articles ({len(self.visits)} visits, {len(self.meetings)} meetings)"
         )
         if self.error_lines:
-            line += f"; {self.error_lines} error lines skipped"
+            line += f"; skipped {self.error_lines} line{'s' if self.error_lines != 1 else ''} with an error status"
         if self.duplicate_ids:
             line += f"; {len(self.duplicate_ids)} repeated article ids (first line used)"
         return line

@@ -16,9 +16,9 @@ field names is read the same way:
 
 A name in a people field is an *anonymous source* when its record says
 ``anonymous: true`` or when it describes instead of naming ("a senior Iraqi
-official", "militia leaders in Iraq"); it is an organisation when it is an
-acronym or says what kind of body it is ("the US", "Iraqi government
-delegation" is a description, "Government of Egypt" a body).
+official", "militia leaders in Iraq", "the Egyptian foreign minister"); it is
+an organisation when it is an acronym ("the US") or names a kind of body
+("Government of Egypt"): meetings have states and delegations for parties.
 """
 
 from __future__ import annotations

@@ -64,16 +64,23 @@ from rapidfuzz import fuzz
 from structx._text import name_tokens, normalize
 
 __all__ = [
+    "OrgName",
     "Relation",
+    "Token",
     "article_aliases",
+    "descriptive_tail",
     "full_names_in_text",
     "is_description",
+    "org_name",
     "org_relation",
     "person_relation",
+    "person_tokens",
     "place_relation",
+    "same_class",
     "split_parenthetical",
     "strip_titles",
     "token_relation",
+    "tokens",
 ]
 
 
@@ -88,7 +95,6 @@ class Relation(IntEnum):
 
 # -- tokens -----------------------------------------------------------------------------
 
-_WORD = re.compile(r"[\w'’‘`ʼ]+(?:[-‐‑][\w'’‘`ʼ]+)*")
 # Spellings of one Arabic or Persian consonant: ghaani/qaani, kadhimi/kazimi, hamidawi/hamidavi.
 _FOLDS = (("gh", "q"), ("dh", "z"), ("ph", "f"), ("ck", "k"), ("dj", "j"), ("w", "v"))
 # Common Arabic organisational words and their English gloss, so that an English
@@ -243,13 +249,13 @@ all both each another any no these those this that his her their its
 """
 _DETERMINERS = frozenset(_DETERMINERS_WORDS.split())
 # Words that start sentences and so are capitalized next to names.
-_SENTENCE_WORDS_WORDS = """\
+_SENTENCE_START_WORDS = """\
 in on at by to for from with without during before after since until while when as but and or yet so if
 though although despite unlike like under over between among against about according meanwhile however both
 either neither the a an this that these those his her their its our we they he she it i also then thus still
 even only now later earlier today yesterday historically additionally consequently
 """
-_SENTENCE_WORDS = frozenset(_SENTENCE_WORDS_WORDS.split())
+_SENTENCE_WORDS = frozenset(_SENTENCE_START_WORDS.split())
 _LOWER_PARTICLES = ("al-", "el-", " al ", "el ", "bin ", "ibn ", "bint ", "de ", "van ", "von ", "da ", "di ", "du ")
 _ADJECTIVE_ENDINGS = ("i", "ian", "ean", "can", "ese", "ish", "ite", "ic", "ern")
 # Nationality and sect adjectives: Iraqi, Iranian, Lebanese, Kurdish, Shiite.
@@ -476,8 +482,8 @@ def _adjective_word(word: str) -> bool:
 
 
 # Words after a name that say what kind of thing it is: "the Hezbollah Brigades militia" is Hezbollah Brigades.
-_KIND_WORDS_WORDS = "militia group faction organisation organization movement party bloc outlet newspaper channel"
-_KIND_WORDS = frozenset(_KIND_WORDS_WORDS.split())
+_KIND_WORDS_TEXT = "militia group faction organisation organization movement party bloc outlet newspaper channel"
+_KIND_WORDS = frozenset(_KIND_WORDS_TEXT.split())
 
 
 def descriptive_tail(name: str) -> str:
