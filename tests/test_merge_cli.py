@@ -86,7 +86,8 @@ def test_the_qaani_visits_come_out_as_one_timeline(tmp_path: Path) -> None:
         for visit in json.loads((GOLD / f"{stem}.json").read_text(encoding="utf-8"))["visits"]
     )
     assert len(rows) == gold_visits and len({row[0] for row in rows}) == 1
-    assert [row[1:3] for row in rows[:2]] == [("2022-01-15", "2022-01-17"), ("2022-01-27", "2022-01-27")]
+    dated = [row[1:3] for row in rows if row[1] is not None]
+    assert {("2022-01-15", "2022-01-17"), ("2022-01-27", "2022-01-27")} <= set(dated) and dated == sorted(dated)
     assert {article for row in rows for article in json.loads(row[3])} == set(STEMS)
 
 

@@ -50,8 +50,7 @@ def evaluate(
         ),
     ] = None,
 ) -> None:
-    """Score predictions against gold answers: P/R/F1 per record type and key field, the grounding rate,
-    and entity resolution (pairwise and B-cubed) against an alias gold file."""
+    """Score predictions against gold answers: P/R/F1 per record type and key field, grounding, entities."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if json_out is not None:
         _check_writable(console, json_out)
