@@ -649,3 +649,33 @@ def test_an_alias_gold_that_puts_one_form_in_two_clusters_is_refused_naming_the_
     gold.write_text(json.dumps({"clusters": [{"forms": ["Sadr"]}, {"forms": ["Sadr", "Muqtada al-Sadr"]}]}))
     with pytest.raises(structx.InputError, match=r"entities.json: 'Sadr' is in two clusters"):
         structx.load_alias_gold(gold)
+
+
+def test_records_holding_the_wrong_types_are_read_as_far_as_they_go(tmp_path: Path) -> None:
+    # A model (or a hand-made file) may put anything anywhere; the dataset is still built and written.
+    records = {
+        "outlet": 5,
+        "visits": [
+            {"visitor": "Esmail Qaani", "met_with": "Hadi al-Ameri", "purpose": 7, "when": "yesterday", "city": ["x"]},
+            "not a record",
+            {"visitor": None},
+        ],
+        "meetings": [{"participants": "Qaani and Ameri", "topics": "rifts", "when": {"text": 5}, "message": 3}],
+        "militia_stances": [{"militia": "AAH", "topic": 3, "position": "opposes"}],
+        "quoted_sources": [{"name": "Tariq Aziz", "quote": 4}, {"name": "Tariq Aziz", "quote": "x", "role": 3}],
+    }
+    dataset = structx.build_dataset([_line("x", records)])
+    # Every name written in a name field is a mention, wherever the record put it.
+    assert [(m.record_path, m.field, m.surface) for m in dataset.mentions] == [
+        ("visits[0]", "visitor", "Esmail Qaani"),
+        ("visits[0]", "met_with", "Hadi al-Ameri"),
+        ("visits[0].city[0]", "city", "x"),
+        ("militia_stances[0]", "militia", "AAH"),
+        ("quoted_sources[0]", "name", "Tariq Aziz"),
+        ("quoted_sources[1]", "name", "Tariq Aziz"),
+    ]
+    (visit,) = dataset.visits
+    assert (visit.visitor, visit.purposes, visit.met_with) == ("Esmail Qaani", (), ())
+    assert [q.quote for q in dataset.quotes] == ["x"] and dataset.stances == []
+    dataset.write(tmp_path / "out")
+    assert pq.read_table(tmp_path / "out" / "quotes.parquet").num_rows == 1

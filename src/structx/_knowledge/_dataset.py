@@ -161,7 +161,7 @@ class Dataset:
                 partial.unlink(missing_ok=True)
                 write(partial)
                 partial.replace(target)
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, sqlite3.Error, ValueError, TypeError) as exc:  # pyarrow's errors are these too
                 with contextlib.suppress(OSError):
                     partial.unlink(missing_ok=True)
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

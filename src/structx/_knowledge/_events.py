@@ -68,7 +68,7 @@ class MentionIndex:
         entity = self.entity(article_id, path, field)
         if entity is not None:
             return entity.canonical_name
-        return fallback.strip() if isinstance(fallback, str) and fallback.strip() else None
+        return _text(fallback)
 
 
 @dataclass(slots=True)
@@ -112,11 +112,18 @@ def _records(article: Article, kind: str) -> list[tuple[str, Mapping[str, Any]]]
     return [(f"{kind}[{i}]", item) for i, item in enumerate(items) if isinstance(item, Mapping)]
 
 
+def _text(value: Any) -> str | None:
+    """A record's free-text field: its text, or None (a model may put anything anywhere)."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _when_text(record: Mapping[str, Any]) -> str | None:
     when = record.get("when")
-    if isinstance(when, Mapping) and isinstance(when.get("text"), str) and when["text"].strip():
-        return str(when["text"]).strip()
-    return None
+    return _text(when.get("text")) if isinstance(when, Mapping) else None
 
 
 def _iso(value: Any) -> dt.date | None:
@@ -243,7 +250,7 @@ def _visits(
             met = [
                 (index.entity(r.article.id, f"{r.path}.met_with[{i}]", "met_with"), name)
                 for r in cluster
-                for i, name in enumerate(r.record.get("met_with") or [])
+                for i, name in enumerate(_list(r.record.get("met_with")))
             ]
             rows.append(
                 VisitRow(
@@ -267,9 +274,9 @@ def _visits(
                             for r in cluster
                         ]
                     ),
-                    disclosures=_distinct([str(r.record.get("disclosure") or "") for r in cluster]),
-                    purposes=_distinct([r.record.get("purpose") for r in cluster]),
-                    met_with=_distinct([e.canonical_name if e else str(name) for e, name in met]),
+                    disclosures=_distinct([_text(r.record.get("disclosure")) for r in cluster]),
+                    purposes=_distinct([_text(r.record.get("purpose")) for r in cluster]),
+                    met_with=_distinct([e.canonical_name if e else _text(name) for e, name in met]),
                     met_with_entity_ids=_distinct([e.entity_id if e else None for e, _ in met]),
                     corroboration=len({r.article.id for r in cluster}),
                     article_ids=_distinct([r.article.id for r in cluster]),
@@ -286,7 +293,7 @@ def _visits(
 def _participants(report: _Report, index: MentionIndex) -> dict[str, tuple[str, Mapping[str, Any]]]:
     """entity id -> (participant path, participant) for the meeting's participants."""
     found: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for i, person in enumerate(report.record.get("participants") or []):
+    for i, person in enumerate(_list(report.record.get("participants"))):
         if not isinstance(person, Mapping):
             continue
         path = f"{report.path}.participants[{i}]"
@@ -334,19 +341,19 @@ def _meetings(
                     entity_id=entity_id,
                     name=entity.canonical_name,
                     type=entity.type.value,
-                    surfaces=_distinct([str(p.get("name") or "") for _, _, p in appearances]),
+                    surfaces=_distinct([_text(p.get("name")) for _, _, p in appearances]),
                     organisations=_distinct(
                         [
                             index.name(r.article.id, path, "organisation", p.get("organisation"))
                             for r, path, p in appearances
                         ]
                     ),
-                    roles=_distinct([p.get("role") for _, _, p in appearances]),
+                    roles=_distinct([_text(p.get("role")) for _, _, p in appearances]),
                     article_ids=_distinct([r.article.id for r, _, _ in appearances]),
                     supporting_records=tuple(RecordRef(r.article.id, path) for r, path, _ in appearances),
                 )
             )
-        topics = [t for r in cluster for t in (r.record.get("topics") or []) if isinstance(t, str)]
+        topics = [_text(t) for r in cluster for t in _list(r.record.get("topics"))]
         rows.append(
             MeetingRow(
                 meeting_id=meeting_id,
@@ -359,8 +366,8 @@ def _meetings(
                 participants=tuple(index.entities[e].canonical_name for e in taking_part),
                 participant_entity_ids=tuple(taking_part),
                 topics=_distinct(topics),
-                messages=_distinct([r.record.get("message") for r in cluster]),
-                outcomes=_distinct([r.record.get("outcome") for r in cluster]),
+                messages=_distinct([_text(r.record.get("message")) for r in cluster]),
+                outcomes=_distinct([_text(r.record.get("outcome")) for r in cluster]),
                 corroboration=len({r.article.id for r in cluster}),
                 article_ids=_distinct([r.article.id for r in cluster]),
                 supporting_records=tuple(refs),
@@ -399,7 +406,7 @@ def _stances(articles: Sequence[Article], index: MentionIndex) -> list[StanceRow
         if article.published is not None:
             held[(militia.entity_id, topic)] = position
         speaker = index.entity(article.id, path, "speaker")
-        quote = record.get("quote") if isinstance(record.get("quote"), str) else None
+        quote = _text(record.get("quote"))
         span = article.find(quote, article.evidence_spans(path, record)) if quote and article.text else None
         rows.append(
             StanceRow(
@@ -413,7 +420,7 @@ def _stances(articles: Sequence[Article], index: MentionIndex) -> list[StanceRow
                 changed=article.published is not None and previous is not None and previous != position,
                 speaker_entity_id=speaker.entity_id if speaker else None,
                 speaker=index.name(article.id, path, "speaker", record.get("speaker")),
-                summary=record.get("summary") if isinstance(record.get("summary"), str) else None,
+                summary=_text(record.get("summary")),
                 quote=quote,
                 article_id=article.id,
                 record_path=path,
@@ -433,8 +440,8 @@ def _sources(articles: Sequence[Article], index: MentionIndex) -> tuple[list[Sou
         article_outlet = index.name(article.id, "", "outlet", article.outlet)
         for path, record in _records(article, "quoted_sources"):
             source = index.entity(article.id, path, "name")
-            said = record.get("quote")
-            if source is None or not isinstance(said, str):
+            said = _text(record.get("quote"))
+            if source is None or said is None:
                 continue
             span = article.find(said, article.evidence_spans(path, record)) if article.text else None
             outlet = index.name(article.id, path, "outlet", record.get("outlet")) or article_outlet
@@ -444,9 +451,9 @@ def _sources(articles: Sequence[Article], index: MentionIndex) -> tuple[list[Sou
                     source_entity_id=source.entity_id,
                     source=source.canonical_name,
                     quote=said,
-                    topic=record.get("topic") if isinstance(record.get("topic"), str) else None,
+                    topic=_text(record.get("topic")),
                     outlet=outlet,
-                    role=record.get("role") if isinstance(record.get("role"), str) else None,
+                    role=_text(record.get("role")),
                     affiliation=index.name(article.id, path, "affiliation", record.get("affiliation")),
                     published=article.published,
                     article_id=article.id,
@@ -459,7 +466,7 @@ def _sources(articles: Sequence[Article], index: MentionIndex) -> tuple[list[Sou
     for quote in quotes:
         by_source[quote.source_entity_id].append(quote)
     sources = []
-    for entity_id, said in by_source.items():
+    for entity_id, quoted in by_source.items():
         entity = index.entities[entity_id]
         sources.append(
             SourceRow(
@@ -468,11 +475,11 @@ def _sources(articles: Sequence[Article], index: MentionIndex) -> tuple[list[Sou
                 type=entity.type.value,
                 anonymous=entity.type is EntityType.ANONYMOUS,
                 article_id=entity.article_id,
-                roles=_distinct([q.role for q in said]),
-                affiliations=_distinct([q.affiliation for q in said]),
-                outlets=_distinct([q.outlet for q in said]),
-                quote_count=len(said),
-                article_ids=_distinct([q.article_id for q in said]),
+                roles=_distinct([q.role for q in quoted]),
+                affiliations=_distinct([q.affiliation for q in quoted]),
+                outlets=_distinct([q.outlet for q in quoted]),
+                quote_count=len(quoted),
+                article_ids=_distinct([q.article_id for q in quoted]),
             )
         )
     sources.sort(key=lambda s: (-s.quote_count, s.name, s.entity_id))
