@@ -116,6 +116,7 @@ class _Form:
     names: list[str] = field(default_factory=list)  # what it is compared by
     inferred: list[str] = field(default_factory=list)  # names the article gives it
     single_surname: bool = False
+    kind: int = -1  # forms of one kind are compared by the same names
 
     @property
     def label(self) -> str:
@@ -135,15 +136,32 @@ def resolve(mentions: Sequence[Mention], articles: Mapping[str, Article], decide
     forms = _forms(mentions)
     undecided_forms: dict[tuple[int, int], str] = {}
     _give_article_names(forms, articles, undecided_forms)
+    # Forms compared by the same names behave alike: they are compared once, through one representative,
+    # so that a name written in a thousand articles costs no more than one written in two.
+    alike: dict[tuple[object, ...], list[_Form]] = {}
+    for form in forms:
+        alike.setdefault(_signature(form), []).append(form)
+    for number, members in enumerate(alike.values()):
+        for member in members:
+            member.kind = number
     cache: dict[tuple[int, int], Relation] = {}
 
     def relation(a: _Form, b: _Form) -> Relation:
-        key = (a.index, b.index) if a.index < b.index else (b.index, a.index)
+        key = (a.kind, b.kind) if a.kind <= b.kind else (b.kind, a.kind)
         if key not in cache:
             cache[key] = _relation(a, b)
         return cache[key]
 
-    candidates = _candidate_pairs(forms)
+    groups = _Groups(forms, relation)
+    for members in alike.values():
+        itself = relation(members[0], members[0])
+        for member in members[1:]:
+            if itself is Relation.SAME:
+                groups.join(members[0], member)
+            else:  # the same surname alone in several articles: one undecided pair each, not one per pair
+                undecided_forms[_pair_key(members[0], member)] = "a surname alone, with no full form in its article"
+    representatives = [members[0] for members in alike.values()]
+    candidates = _candidate_pairs(representatives)
     same = [(a, b) for a, b in candidates if relation(a, b) is Relation.SAME]
     # A form whose evidence points at two forms that exclude each other joins neither of them.
     neighbours: dict[int, list[_Form]] = defaultdict(list)
@@ -151,7 +169,7 @@ def resolve(mentions: Sequence[Mention], articles: Mapping[str, Article], decide
         neighbours[a.index].append(b)
         neighbours[b.index].append(a)
     torn: set[tuple[int, int]] = set()
-    for form in forms:
+    for form in representatives:
         around = neighbours[form.index]
         for i, x in enumerate(around):
             for y in around[i + 1 :]:
@@ -159,7 +177,6 @@ def resolve(mentions: Sequence[Mention], articles: Mapping[str, Article], decide
                     for other in (x, y):
                         torn.add(_pair_key(form, other))
                         undecided_forms[_pair_key(form, other)] = "its evidence points at two entities that differ"
-    groups = _Groups(forms, relation)
     for a, b in sorted(same, key=lambda pair: _edge_order(*pair)):
         if _pair_key(a, b) in torn:
             continue
@@ -171,7 +188,7 @@ def resolve(mentions: Sequence[Mention], articles: Mapping[str, Article], decide
             reason = (
                 "a surname alone, with no full form in its article"
                 if rel is Relation.COMPATIBLE
-                else ("close names the rules cannot tell apart")
+                else "close names the rules cannot tell apart"
             )
             undecided_forms.setdefault(_pair_key(a, b), reason)
     by_index = {form.index: form for form in forms}
@@ -183,6 +200,13 @@ def resolve(mentions: Sequence[Mention], articles: Mapping[str, Article], decide
                 groups.join(ga.members[0], gb.members[0])
         pairs = _undecided_groups(undecided_forms, by_index, groups)
     return _result(forms, groups, pairs)
+
+
+def _signature(form: _Form) -> tuple[object, ...]:
+    """What the form is compared by: its type and names (a description or anonymous source is its own)."""
+    if not form.named or form.type is EntityType.ANONYMOUS:
+        return ("form", form.index)
+    return ("names", form.type.value, tuple(sorted({normalize(name) for name in form.names})))
 
 
 def _pair_key(a: _Form, b: _Form) -> tuple[int, int]:
@@ -332,10 +356,11 @@ def _candidate_pairs(forms: list[_Form]) -> list[tuple[_Form, _Form]]:
 
 
 class _Group:
-    __slots__ = ("key", "members")
+    __slots__ = ("key", "kinds", "members")
 
     def __init__(self, member: _Form) -> None:
         self.members = [member]
+        self.kinds = {member.kind: member}  # one member of each kind, for the pairwise check
         self.key = str(member.index)
 
 
@@ -345,7 +370,6 @@ class _Groups:
     def __init__(self, forms: Iterable[_Form], relation: Callable[[_Form, _Form], Relation]) -> None:
         self._group = {form.index: _Group(form) for form in forms}
         self._relation = relation
-        self.joins = 0
 
     def find(self, form: _Form) -> _Group:
         return self._group[form.index]
@@ -356,15 +380,18 @@ class _Groups:
             return True
         if self.conflict(ga, gb):
             return False
+        if len(gb.members) > len(ga.members):
+            ga, gb = gb, ga
         ga.members.extend(gb.members)
+        for kind, member in gb.kinds.items():
+            ga.kinds.setdefault(kind, member)
         for member in gb.members:
             self._group[member.index] = ga
-        self.joins += 1
         return True
 
     def conflict(self, ga: _Group, gb: _Group) -> bool:
         """Whether some pair across the two groups may not be one entity."""
-        return any(self._relation(x, y) is Relation.DIFFERENT for x in ga.members for y in gb.members)
+        return any(self._relation(x, y) is Relation.DIFFERENT for x in ga.kinds.values() for y in gb.kinds.values())
 
     def groups(self) -> list[_Group]:
         return list({id(group): group for group in self._group.values()}.values())
