@@ -195,19 +195,32 @@ def _distinct(values: Sequence[str | None]) -> tuple[str, ...]:
 
 
 def _cluster(items: Sequence[_Report], compatible: Callable[[_Report, _Report], bool]) -> list[list[_Report]]:
-    """Reports in time order, each joining the first cluster whose every member it is compatible with."""
+    """Reports in time order, each joining the first cluster whose every member it is compatible with.
+
+    Compatibility requires overlapping intervals, so an undated report is a cluster of its own, and a
+    report is checked only against clusters whose shared interval it overlaps (intervals that overlap
+    pairwise share one, and the reports come by start date, so a cluster ending earlier is done with).
+    """
     clusters: list[list[_Report]] = []
+    open_clusters: list[tuple[list[_Report], dt.date, dt.date]] = []  # members, shared start, shared end
     ordered = sorted(
         items,
         key=lambda r: (r.interval.start is None, r.interval.start or dt.date.min, r.article.order, r.path),
     )
     for report in ordered:
-        for cluster in clusters:
-            if all(compatible(report, member) for member in cluster):
-                cluster.append(report)
+        start, end = report.interval.start, report.interval.end
+        if start is None or end is None:
+            clusters.append([report])
+            continue
+        open_clusters = [entry for entry in open_clusters if entry[2] >= start]
+        for index, (members, low, high) in enumerate(open_clusters):
+            if low <= end and all(compatible(report, member) for member in members):
+                members.append(report)
+                open_clusters[index] = (members, max(low, start), min(high, end))
                 break
         else:
             clusters.append([report])
+            open_clusters.append((clusters[-1], start, end))
     return clusters
 
 
