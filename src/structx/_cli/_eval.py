@@ -20,7 +20,13 @@ __all__ = ["evaluate"]
 
 @app.command("eval")
 def evaluate(
-    predictions: Annotated[Path, typer.Argument(help="A JSONL file written by structx extract.", show_default=False)],
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="A JSONL file written by structx extract, or a folder of answers in the gold format.",
+            show_default=False,
+        ),
+    ],
     gold: Annotated[Path, typer.Option(help="Directory of gold answers, one <article id>.json each.")],
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the full report as JSON here.", show_default=False)
@@ -29,22 +35,53 @@ def evaluate(
         str,
         typer.Option(help="The schema the predictions were extracted with: only the bundled pack has match rules."),
     ] = structx.DEFAULT_SCHEMA_REF,
+    entities: Annotated[
+        Path | None,
+        typer.Option(
+            "--entities",
+            help="Alias gold for entity resolution; by default entities.json beside the gold folder, when it exists.",
+            show_default=False,
+        ),
+    ] = None,
+    articles: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of article texts (<id>.txt) for predictions whose source cannot be read.", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Score predictions against gold answers: P/R/F1 per record type and key field, and the grounding rate."""
+    """Score predictions against gold answers: P/R/F1 per record type and key field, grounding, entities."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if json_out is not None:
         _check_writable(console, json_out)
+    if entities is not None and not entities.is_file():
+        fail(console, f"--entities {entities}: no such file")
+    if articles is not None and not articles.is_dir():
+        fail(console, f"--articles {articles}: no such directory")
+    alias_path = entities if entities is not None else gold.parent / "entities.json"
+    entity_scores = None
     try:
-        lines, answers = structx.load_predictions(predictions), structx.load_gold(gold)
+        if predictions.is_dir():
+            lines = structx.load_answers(predictions, articles=articles)
+        else:
+            lines = structx.load_predictions(predictions)
+        answers = structx.load_gold(gold)
         report = structx.evaluate(lines, answers, schema=schema)
+        if alias_path.is_file():
+            alias_gold = structx.load_alias_gold(alias_path)
+            dataset = structx.build_dataset([predictions], articles=articles)
+            entity_scores = structx.evaluate_entities(dataset.mentions, alias_gold)
     except structx.InputError as exc:
         fail(console, str(exc) if exc.path is not None else f"{predictions}: {exc}")
     except structx.UsageError as exc:
         fail(console, str(exc))
     if json_out is not None:
         # Written before anything is printed: a report that cannot be saved is said at once.
+        document = report.to_dict()
+        if entity_scores is not None:
+            document["entities"] = {"gold": str(alias_path), **entity_scores.to_dict()}
         try:
-            json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+            json_out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             fail(console, f"--json {json_out}: cannot write it: {exc.strerror}")
     out = Console(highlight=False, soft_wrap=True)
@@ -86,6 +123,29 @@ def evaluate(
         )
     if report.predictions_without_gold:
         out.print(f"predictions without gold, not scored: {', '.join(report.predictions_without_gold)}", markup=False)
+    if entity_scores is not None:
+        _print_entities(out, alias_path, entity_scores)
+
+
+def _print_entities(out: Console, path: Path, scores: structx.EntityScores) -> None:
+    pair, cube = scores.pairwise, scores.bcubed
+    out.print(
+        f"entity resolution against {path} ({scores.mentions_scored} mentions scored, "
+        f"{scores.mentions_not_in_gold} not in the alias gold): "
+        f"pairwise P {pair.precision:.2f} R {pair.recall:.2f} F1 {pair.f1:.2f} "
+        f"({scores.pairs_true} pairs right, {scores.pairs_false} false, {scores.pairs_missed} missed); "
+        f"B-cubed P {cube.precision:.2f} R {cube.recall:.2f} F1 {cube.f1:.2f}; "
+        f"apart pairs kept apart {scores.apart_checked - len(scores.apart_violated)}/{scores.apart_checked}",
+        markup=False,
+    )
+    for label, examples in (
+        ("joined but different", scores.false_merges),
+        ("one entity but split", scores.missed_merges),
+    ):
+        if examples:
+            shown = "; ".join(f"{a} / {b}" for a, b in examples[:8])
+            more = f" (and {len(examples) - 8} more)" if len(examples) > 8 else ""
+            out.print(f"  {label}: {shown}{more}", markup=False)
 
 
 def _check_writable(console: Console, target: Path) -> None:
