@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from structx._evaluation import EvaluationReport, Score, evaluate, load_gold, load_predictions
     from structx._export import export_tables
     from structx._grounding import Aligner, ground
+    from structx._knowledge._dates import DateInterval, DatePrecision, publication_date, resolve_date
     from structx._local import EMBEDDED_MODEL_NAME, EmbeddedServer
     from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
     from structx._pricing import LIST_PRICES, estimate_cost, load_prices
@@ -79,6 +80,8 @@ __all__ = [
     "Client",
     "Config",
     "ConfigError",
+    "DateInterval",
+    "DatePrecision",
     "EmbeddedServer",
     "Endpoint",
     "EndpointTimeout",
@@ -134,7 +137,9 @@ __all__ = [
     "load_predictions",
     "load_prices",
     "load_schema",
+    "publication_date",
     "read_article",
+    "resolve_date",
 ]
 
 # Each public name is imported from its module on first use, so that
@@ -157,6 +162,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._errors": (
         "AuthenticationFailed",
         "ConfigError",
+    "DateInterval",
+    "DatePrecision",
         "EndpointTimeout",
         "EndpointUnreachable",
         "ExtractionError",
@@ -183,6 +190,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._evaluation": ("EvaluationReport", "Score", "evaluate", "load_gold", "load_predictions"),
     "structx._export": ("export_tables",),
     "structx._grounding": ("Aligner", "ground"),
+    "structx._knowledge._dates": ("DateInterval", "DatePrecision", "publication_date", "resolve_date"),
     "structx._local": ("EMBEDDED_MODEL_NAME", "EmbeddedServer"),
     "structx._models": (
         "AlignmentStatus",
