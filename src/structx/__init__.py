@@ -162,8 +162,6 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._errors": (
         "AuthenticationFailed",
         "ConfigError",
-    "DateInterval",
-    "DatePrecision",
         "EndpointTimeout",
         "EndpointUnreachable",
         "ExtractionError",
