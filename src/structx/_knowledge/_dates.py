@@ -19,8 +19,8 @@ Why each rule is what it is:
   an inference, so the interval's ``assumption`` says so. Without a publication
   date there is nothing to infer from, and the interval is empty.
 - **Parts of a month**: early, mid and late are days 1-10, 11-20 and 21 to the
-  month's end (also "the beginning / middle / end of"), the usual reading in
-  news and in TimeML's annotation guidelines.
+  month's end (also "the beginning / middle / end of"): three parts that cover
+  the month without overlap, so "mid-September" never overlaps "late September".
 - **Parts of a year** ("late 2020", "early last year") are thirds (January-April,
   May-August, September-December); halves and quarters are read as written.
   Their precision is ``SEASON``: a span of months inside one year, like a season.
@@ -61,9 +61,9 @@ dateparser (1.5.0, measured offline) is not used, even as a fallback for
 absolute dates: it returns nothing for most of the expressions above and, worse,
 turns what it half-reads into wrong days (a day copied from the base date into
 "January 2022" and "2021", 2017-01-15 for "15-17th January"), which this module
-must never do. It would also add four packages and a second of language
-detection on the first unparsed phrase. The absolute forms news uses are few
-and are read here.
+must never do. It would also add three packages (pytz, tzlocal, python-dateutil),
+and it spent a second detecting the language of the first phrase it could not
+parse ("mid-September"). The absolute forms news uses are few and are read here.
 """
 
 from __future__ import annotations
@@ -245,7 +245,8 @@ def _d(name: str) -> str:
 
 
 def _y(name: str) -> str:
-    return rf"\b(?P<{name}>1[89]\d\d|2[01]\d\d)(?![\d,]\d)"
+    # Not part of a longer number ("20222", "2,0001").
+    return rf"\b(?P<{name}>1[89]\d\d|2[01]\d\d)(?!\d|,\d)"
 
 
 # A weekday written before a date ("Thursday, January 27, 2022") belongs to it.
@@ -296,10 +297,9 @@ _Handler = Callable[["_Reader", "re.Match[str]"], "DateInterval | _Shift | None"
 class _Reader:
     """One reading of one text: finds its date expressions and resolves them."""
 
-    def __init__(self, text: str, published: dt.date | None, previous: DateInterval | None) -> None:
+    def __init__(self, text: str, published: dt.date | None) -> None:
         self.text = text
         self.published = published
-        self.previous = previous
 
     # -- context helpers --
 
@@ -824,9 +824,9 @@ _DURATION = re.compile(rf"\b(?:{_NUMBER_ALT}|several|many|few) (?:more )?(?:hour
 _EVENT_ANCHOR = re.compile(r"\b(?:before|after|since|until|during|following|ahead of|prior to)\b")
 
 
-def _find(text: str, published: dt.date | None, previous: DateInterval | None) -> list[_Found]:
+def _find(text: str, published: dt.date | None) -> list[_Found]:
     """Every date expression in the cleaned ``text``, left to right, each span claimed once."""
-    reader = _Reader(text, published, previous)
+    reader = _Reader(text, published)
     claimed: list[tuple[int, int]] = []
     found: list[_Found] = []
     for pattern, handler in _PATTERNS:
@@ -864,13 +864,19 @@ def resolve_date(text: str, published: dt.date | None, *, previous: DateInterval
     interval of days (inclusive) with its precision, or an empty interval whose
     ``reason`` says why the words do not fix one.
 
-    >>> resolve_date("mid-September", dt.date(2023, 10, 2))
-    DateInterval(start=datetime.date(2023, 9, 11), end=datetime.date(2023, 9, 20), ...)
+    >>> interval = resolve_date("mid-September", dt.date(2023, 10, 2))
+    >>> interval.start, interval.end, interval.precision
+    (datetime.date(2023, 9, 11), datetime.date(2023, 9, 20), <DatePrecision.PART_OF_MONTH: 'part_of_month'>)
+    >>> resolve_date("the next day", dt.date(2023, 10, 2)).reason
+    "'the next day' counts from the event dated before it, and there is none"
     """
     cleaned = _clean(text or "")
     if not cleaned:
         return _unresolved("no date expression: the text is empty")
-    interval = _resolve(cleaned, published, previous)
+    try:
+        interval = _resolve(cleaned, published, previous)
+    except (ValueError, OverflowError):  # counting past year 1 or 9999
+        return _unresolved(f"'{' '.join(text.split())}' falls outside the calendar")
     # Messages quote the words read; when those are the whole text, quote it as the article wrote it.
     quoted, original = f"'{cleaned}'", f"'{' '.join(text.split())}'"
     return replace(
@@ -881,7 +887,7 @@ def resolve_date(text: str, published: dt.date | None, *, previous: DateInterval
 
 
 def _resolve(cleaned: str, published: dt.date | None, previous: DateInterval | None) -> DateInterval:
-    found = _find(cleaned, published, previous)
+    found = _find(cleaned, published)
     if not found:
         return _not_a_date(cleaned)
     intervals: list[DateInterval] = []
@@ -990,7 +996,7 @@ def _dateline(text: str) -> dt.date | None:
 def _line_is_a_date(line: str) -> bool:
     """A line that carries a date and nothing but labels, times, a byline, a city or an agency."""
     cleaned = _clean(_TIME.sub(" ", line))
-    found = [item for item in _find(cleaned, None, None) if isinstance(item.value, DateInterval)]
+    found = [item for item in _find(cleaned, None) if isinstance(item.value, DateInterval)]
     if len(found) != 1:
         return False
     rest = cleaned[: found[0].start] + " | " + cleaned[found[0].end :]
