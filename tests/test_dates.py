@@ -69,6 +69,8 @@ TABLE: list[tuple[Any, ...]] = [
     ("April 30 to May 2, 2021", None, "2021-04-30", "2021-05-02", RANGE),
     ("December 30, 2021 - January 2, 2022", None, "2021-12-30", "2022-01-02", RANGE),
     ("2019-2021", None, "2019-01-01", "2021-12-31", RANGE),
+    ("December 30, 2021 - January 2", None, "2021-12-30", "2022-01-02", RANGE),  # the year written once, first
+    ("from December 2020 to February", None, "2020-12-01", "2021-02-28", RANGE),
     ("since 2005", "2022-01-27", "2005-01-01", "2022-01-27", RANGE),
     # No year written: the latest such period that starts on or before publication.
     ("mid-September", "2023-10-02", "2023-09-11", "2023-09-20", PART, INFERRED),

@@ -550,8 +550,7 @@ class _Reader:
             if month1 == month2 and day2 < day1:
                 return _unresolved(f"'{match[0]}' ends before it starts")
             return self.infer_year(match[0], occurrence, DatePrecision.RANGE)
-        end_year = int(year2 or year1 or 0)
-        start_year = int(year1) if year1 else (end_year - 1 if month1 > month2 else end_year)
+        start_year, end_year = _range_years(year1, year2, month1 > month2)
         return self.range_of(
             match[0], self.day(start_year, month1, day1, match[0]), self.day(end_year, month2, day2, match[0])
         )
@@ -566,8 +565,7 @@ class _Reader:
                 return dt.date(start_year, month1, 1), _month_end(year, month2)
 
             return self.infer_year(match[0], occurrence, DatePrecision.RANGE)
-        end_year = int(year2 or year1 or 0)
-        start_year = int(year1) if year1 else (end_year - 1 if month1 > month2 else end_year)
+        start_year, end_year = _range_years(year1, year2, month1 > month2)
         return self.range_of(
             match[0],
             DateInterval(dt.date(start_year, month1, 1), _month_end(start_year, month1), DatePrecision.MONTH),
@@ -665,6 +663,16 @@ class _Reader:
 
     def same(self, match: re.Match[str]) -> _Shift:
         return _Shift(0, match["unit"] or "day", match[0], False)
+
+
+def _range_years(first: str | None, last: str | None, wraps: bool) -> tuple[int, int]:
+    """The years of a range's two ends when one or both are written; ``wraps``: it crosses New Year."""
+    if first is not None and last is not None:
+        return int(first), int(last)
+    if last is not None:
+        return int(last) - wraps, int(last)
+    assert first is not None
+    return int(first), int(first) + wraps
 
 
 def _count(word: str) -> int:
