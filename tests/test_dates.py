@@ -113,6 +113,8 @@ TABLE: list[tuple[Any, ...]] = [
     ("last summer", "2022-01-27", "2021-06-01", "2021-08-31", SEASON),
     ("this winter", "2022-01-27", "2021-12-01", "2022-02-28", SEASON),
     ("three days ago", "2022-01-27", "2022-01-24", "2022-01-24", DAY),
+    ("over the weekend", "2022-01-24", "2022-01-22", "2022-01-23", WEEK),  # published on a Monday
+    ("last weekend", "2022-01-23", "2022-01-15", "2022-01-16", WEEK),  # published on a Sunday: this one is not over
     ("two weeks ago", "2022-01-27", "2022-01-10", "2022-01-16", WEEK),
     ("18 months ago", "2022-01-27", "2020-07-01", "2020-07-31", MONTH),
 ]
@@ -205,8 +207,11 @@ def test_the_table_is_large_enough() -> None:
 
 
 def test_a_reason_quotes_the_expression_as_the_article_wrote_it() -> None:
-    assert resolve_date("mid-September", None).reason == (
+    assert resolve_date("In mid-September", None).reason == (
         "'mid-September' has no year, and there is no publication date to take it from"
+    )
+    assert resolve_date("On a hot summer day last June", None).reason == (
+        "'last June' counts from the publication date, and the article has none"
     )
     inferred = resolve_date("mid-September", dt.date(2023, 10, 2))
     assert inferred.assumption == "no year written: the latest 'mid-September' on or before publication (2023-10-02)"

@@ -35,7 +35,8 @@ Why each rule is what it is:
   latest June that ended before publication (in June 2021 it is June 2020);
   "this June" is June of the publication year; a bare weekday ("on Tuesday",
   "ended on Tuesday") is the latest such day on or before publication, because
-  news reports what has happened; "last Tuesday" is strictly before it.
+  news reports what has happened; "last Tuesday" is strictly before it. A
+  weekend (Saturday and Sunday) has precision ``WEEK``, the nearest there is.
 - **Relative to the previous event**: "the next day", "the following week", "the
   day before", "two days later", "the same day" count from ``previous``, the
   interval of the event the article dated just before, because that is what the
@@ -629,6 +630,17 @@ class _Reader:
             day = pub - dt.timedelta(days=back)
         return DateInterval(day, day, DatePrecision.DAY)
 
+    def weekend(self, match: re.Match[str]) -> DateInterval:
+        pub, rel = self.publication(match[0]), match["rel"]
+        saturday = _week_of(pub)[0] + dt.timedelta(days=5)  # of the publication's week
+        if rel in ("last", "past"):  # the latest weekend over before publication
+            saturday -= dt.timedelta(weeks=0 if saturday + dt.timedelta(days=1) < pub else 1)
+        elif rel in ("next", "coming"):
+            saturday += dt.timedelta(weeks=0 if saturday > pub else 1)
+        elif rel is None:  # "over the weekend": the latest one begun by publication
+            saturday -= dt.timedelta(weeks=0 if saturday <= pub else 1)
+        return DateInterval(saturday, saturday + dt.timedelta(days=1), DatePrecision.WEEK)
+
     def ago(self, match: re.Match[str]) -> DateInterval:
         published = self.publication(match[0])
         return _moved(DateInterval(published, published, DatePrecision.DAY), -_count(match["n"]), match["unit"])
@@ -817,6 +829,10 @@ _PATTERNS: list[tuple[re.Pattern[str], _Handler]] = [
     (re.compile(rf"\b(?P<rel>last|this|next|past|coming) {_m('m')}"), _Reader.month_relative),
     (re.compile(rf"\b(?P<rel>last|this|next|past|coming) (?P<season>{_SEASON_ALT})\b"), _Reader.season_relative),
     (re.compile(rf"\b(?:(?P<rel>last|this|next|past|coming) )?(?P<wd>{_WEEKDAY_ALT})\b"), _Reader.weekday),
+    (
+        re.compile(r"\b(?:(?P<rel>last|this|next|past|coming) |(?:over |during |at |on )?the )weekend\b"),
+        _Reader.weekend,
+    ),
     # Words that are dates only in context.
     (re.compile(rf"\b(?:(?:early|mid|late) )?(?P<season>{_SEASON_ALT})\b"), _Reader.season_only),
     (re.compile(_m("m")), _Reader.month_only),
@@ -885,13 +901,23 @@ def resolve_date(text: str, published: dt.date | None, *, previous: DateInterval
         interval = _resolve(cleaned, published, previous)
     except (ValueError, OverflowError):  # counting past year 1 or 9999
         return _unresolved(f"'{' '.join(text.split())}' falls outside the calendar")
-    # Messages quote the words read; when those are the whole text, quote it as the article wrote it.
-    quoted, original = f"'{cleaned}'", f"'{' '.join(text.split())}'"
     return replace(
         interval,
-        reason=interval.reason and interval.reason.replace(quoted, original),
-        assumption=interval.assumption and interval.assumption.replace(quoted, original),
+        reason=interval.reason and _as_written(interval.reason, text),
+        assumption=interval.assumption and _as_written(interval.assumption, text),
     )
+
+
+def _as_written(message: str, text: str) -> str:
+    """``message`` quoting the words it read as ``text`` writes them ("mid-September", not "mid september")."""
+    tokens = [match.span() for match in re.finditer(r"\S+", text)][:40]
+    for size in range(len(tokens), 0, -1):  # longest first: the whole text before a part of it
+        for first in range(len(tokens) - size + 1):
+            written = text[tokens[first][0] : tokens[first + size - 1][1]].strip(" .,;:!?()")
+            read = f"'{_clean(written)}'"
+            if read != "''" and read in message:
+                return message.replace(read, f"'{' '.join(written.split())}'")
+    return message
 
 
 def _resolve(cleaned: str, published: dt.date | None, previous: DateInterval | None) -> DateInterval:
