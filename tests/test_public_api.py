@@ -18,6 +18,8 @@ HEAVY = ("openai", "instructor", "httpx2", "structx._backend", "structx._engine"
 def test_every_public_name_resolves_to_the_object_of_its_module() -> None:
     names = set(structx.__all__) - {"__version__"}
     assert set(structx._MODULE_OF) == names
+    listed = [name for module_names in structx._SOURCES.values() for name in module_names]
+    assert len(listed) == len(set(listed)), "a name listed under two modules"
     for name in sorted(names):
         module = importlib.import_module(structx._MODULE_OF[name])
         assert getattr(structx, name) is getattr(module, name), name

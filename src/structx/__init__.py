@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from structx._grounding import Aligner, ground
     from structx._knowledge._articles import load_answers
     from structx._knowledge._dataset import Dataset, build_dataset
+    from structx._knowledge._dates import DateInterval, DatePrecision, publication_date, resolve_date
     from structx._knowledge._mentions import EntityType
     from structx._knowledge._rows import (
         Entity,
@@ -97,6 +98,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "Dataset",
+    "DateInterval",
+    "DatePrecision",
     "EmbeddedServer",
     "Endpoint",
     "EndpointTimeout",
@@ -168,7 +171,9 @@ __all__ = [
     "load_predictions",
     "load_prices",
     "load_schema",
+    "publication_date",
     "read_article",
+    "resolve_date",
 ]
 
 # Each public name is imported from its module on first use, so that
@@ -233,6 +238,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "VisitRow",
     ),
     "structx._knowledge._scoring": ("AliasGold", "EntityScores", "evaluate_entities", "load_alias_gold"),
+    "structx._knowledge._dates": ("DateInterval", "DatePrecision", "publication_date", "resolve_date"),
     "structx._local": ("EMBEDDED_MODEL_NAME", "EmbeddedServer"),
     "structx._models": (
         "AlignmentStatus",

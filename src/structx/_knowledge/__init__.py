@@ -14,3 +14,7 @@ above the extraction engine and below the command line, and imports neither
 * ``_dataset``: the tables, SQLite and Parquet;
 * ``_scoring``: entity resolution measured against an alias gold file.
 """
+
+from structx._knowledge._dates import DateInterval, DatePrecision, publication_date, resolve_date
+
+__all__ = ["DateInterval", "DatePrecision", "publication_date", "resolve_date"]
