@@ -226,8 +226,8 @@ def llama_config(**overrides: Any) -> structx.Config:
         "base_url": LLAMA_BASE_URL,
         "model": structx.EMBEDDED_MODEL_NAME,
         "structured_output": structx.StructuredOutput.JSON_OBJECT_SCHEMA,
-        "max_tokens": 512,
-        "max_reasks": 0,
+        # The embedded default's format, named: with an explicit base URL nothing tells structx it is llama.cpp.
+        "extraction_format": structx.ExtractionFormat.CITED,
         "timeout": 600.0,
     }
     values.update(overrides)

@@ -31,6 +31,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import re
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from structx._text import name_tokens
 __all__ = ["CitedFormat", "CitedPlan", "cited_model", "salvage_truncated_json"]
 
 #: Changes whenever the wording below changes (part of the stored results' key through the prompt version).
-CITED_PROMPT_VERSION = "c2"
+CITED_PROMPT_VERSION = "c3"
 
 #: Completion tokens per call for a list of records, and for the other fields.
 #: A call that reaches its limit keeps the records it completed (see salvage_truncated_json).
@@ -245,6 +246,26 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+# ", e.g. 'Baghdad'", " (for example "a", "b")": literal examples in a field's description.
+_QUOTED_EXAMPLES = re.compile(
+    r"""[,;]?\s*\(?\b(?:e\.g\.|eg\.|for example|such as)[,:]?\s*"""
+    r"""(?:(?:'[^']*'|"[^"]*"|‘[^’]*’|“[^”]*”)\s*(?:,|or|and)?\s*)+\)?""",
+    re.IGNORECASE,
+)
+
+
+def _without_quoted_examples(description: str) -> str:
+    """``description`` without its quoted example values.
+
+    Small models copy them: with "e.g. 'mid-September'" in the guide the
+    0.5B dated every visit "mid-September", and every stance summary was the
+    example summary word for word. What a field means stays; what it held in
+    some other article goes.
+    """
+    stripped = _QUOTED_EXAMPLES.sub("", description)
+    return re.sub(r"\s+([.;,])", r"\1", stripped).strip()
+
+
 def _field_guide(model: type[BaseModel], indent: str = "") -> list[str]:
     lines = []
     # "required" is worth its tokens only where some fields are not.
@@ -254,8 +275,9 @@ def _field_guide(model: type[BaseModel], indent: str = "") -> list[str]:
         if mixed and info.is_required():
             words += ", required"
         line = f"{indent}- {name} ({words})"
-        if info.description:
-            line += f": {' '.join(info.description.split())}"
+        description = _without_quoted_examples(" ".join((info.description or "").split()))
+        if description:
+            line += f": {description}"
         lines.append(line)
         nested = _nested_model(info.annotation)
         if nested is not None:
@@ -297,6 +319,7 @@ class CitedPlan:
         problems: list[str] = []
         article = Aligner(self.article_text)
         injected = addressed_to_model(self.article_text)
+        _clear_nulls_written_as_text(answer)
         _add_neighbouring_citations(answer, self.sentences, article)
         for path, record in _records(answer):
             numbers = list(getattr(record, "evidence", []))
@@ -345,6 +368,7 @@ class CitedPlan:
         data: dict[str, Any] = {}
         article = Aligner(self.article_text)
         for answer in answers:
+            _clear_nulls_written_as_text(answer)
             _add_neighbouring_citations(answer, self.sentences, article)
             for name in type(answer).model_fields:
                 data[name] = _to_user_data(getattr(answer, name), self.sentences)
@@ -380,6 +404,31 @@ class CitedFormat:
                 )
             )
         return CitedPlan(calls=tuple(calls), schema=schema, sentences=sentences, article_text=article_text)
+
+
+_NULL_WORDS = frozenset({"null", "none", "n/a"})
+
+
+def _clear_nulls_written_as_text(value: Any) -> None:
+    """Set to None every field that allows None and holds the text "null" (or "None", "N/A").
+
+    Small models write the word where the grammar also allows the JSON null;
+    kept, "null" would be a speaker's name that the name check then re-asks.
+    """
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            if isinstance(item, str) and item.strip().lower() in _NULL_WORDS and _allows_none(info.annotation):
+                setattr(value, name, None)
+            else:
+                _clear_nulls_written_as_text(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _clear_nulls_written_as_text(item)
+
+
+def _allows_none(annotation: Any) -> bool:
+    return annotation is None or annotation is type(None) or any(_allows_none(arg) for arg in get_args(annotation))
 
 
 #: How far (in sentences) from a cited sentence a name's own sentence may be for structx to cite it itself.
