@@ -31,7 +31,6 @@ import copy
 import datetime as dt
 import hashlib
 import json
-import re
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from structx._text import name_tokens
 __all__ = ["CitedFormat", "CitedPlan", "cited_model", "salvage_truncated_json"]
 
 #: Changes whenever the wording below changes (part of the stored results' key through the prompt version).
-CITED_PROMPT_VERSION = "c3"
+CITED_PROMPT_VERSION = "c4"
 
 #: Completion tokens per call for a list of records, and for the other fields.
 #: A call that reaches its limit keeps the records it completed (see salvage_truncated_json).
@@ -246,26 +245,6 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-# ", e.g. 'Baghdad'", " (for example "a", "b")": literal examples in a field's description.
-_QUOTED_EXAMPLES = re.compile(
-    r"""[,;]?\s*\(?\b(?:e\.g\.|eg\.|for example|such as)[,:]?\s*"""
-    r"""(?:(?:'[^']*'|"[^"]*"|‘[^’]*’|“[^”]*”)\s*(?:,|or|and)?\s*)+\)?""",
-    re.IGNORECASE,
-)
-
-
-def _without_quoted_examples(description: str) -> str:
-    """``description`` without its quoted example values.
-
-    Small models copy them: with "e.g. 'mid-September'" in the guide the
-    0.5B dated every visit "mid-September", and every stance summary was the
-    example summary word for word. What a field means stays; what it held in
-    some other article goes.
-    """
-    stripped = _QUOTED_EXAMPLES.sub("", description)
-    return re.sub(r"\s+([.;,])", r"\1", stripped).strip()
-
-
 def _field_guide(model: type[BaseModel], indent: str = "") -> list[str]:
     lines = []
     # "required" is worth its tokens only where some fields are not.
@@ -275,9 +254,8 @@ def _field_guide(model: type[BaseModel], indent: str = "") -> list[str]:
         if mixed and info.is_required():
             words += ", required"
         line = f"{indent}- {name} ({words})"
-        description = _without_quoted_examples(" ".join((info.description or "").split()))
-        if description:
-            line += f": {description}"
+        if info.description:
+            line += f": {' '.join(info.description.split())}"
         lines.append(line)
         nested = _nested_model(info.annotation)
         if nested is not None:
