@@ -38,6 +38,7 @@ from enum import Enum
 from functools import lru_cache, reduce
 from typing import Any, Literal, Union, get_args, get_origin
 
+from annotated_types import MaxLen
 from pydantic import BaseModel, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
@@ -54,7 +55,7 @@ from structx._text import name_tokens
 __all__ = ["CitedFormat", "CitedPlan", "cited_model", "salvage_truncated_json"]
 
 #: Changes whenever the wording below changes (part of the stored results' key through the prompt version).
-CITED_PROMPT_VERSION = "c4"
+CITED_PROMPT_VERSION = "c5"
 
 #: Completion tokens per call for a list of records, and for the other fields.
 #: A call that reaches its limit keeps the records it completed (see salvage_truncated_json).
@@ -75,6 +76,11 @@ Rules:
 _EVIDENCE_DESCRIPTION = "The numbers [n] of the one or few sentences that state this record."
 #: The most sentences one record may cite (the response schema holds the model to it).
 MAX_CITATIONS = 5
+
+#: The most items a list inside a record may hold in the model-facing schema. Small models loop:
+#: the 0.5B wrote one name into a visit's ``met_with`` until the call's token limit cut the record
+#: off, and the article failed; the grammar now closes the list and the record is completed.
+MAX_LIST_ITEMS = 12
 
 #: Derived (cited) model -> the user's model it stands for.
 _ORIGINAL: dict[type[BaseModel], type[BaseModel]] = {}
@@ -120,9 +126,18 @@ def _copied_field(info: FieldInfo, annotation: Any, *, required: bool = False) -
     field = copy.copy(info)
     field.annotation = annotation
     if required:
+        # Inside a record: required, and any list in it bounded (see MAX_LIST_ITEMS).
         field.default = PydanticUndefined
         field.default_factory = None
+        if _is_list(annotation) and not any(isinstance(item, MaxLen) for item in info.metadata):
+            field.metadata = [*info.metadata, MaxLen(MAX_LIST_ITEMS)]
     return annotation, field
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation) if arg is not type(None))
+    return get_origin(annotation) is list
 
 
 @lru_cache(maxsize=64)
