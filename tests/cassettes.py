@@ -168,7 +168,8 @@ def grounding_scenarios() -> list[FaultScenario]:
     good, bad = Reply.answer(seed_answer(FAULT_ARTICLE)), Reply.answer(fabricated_answer())
     return [
         FaultScenario("ungrounded_then_grounded", (bad, good)),
-        FaultScenario("never_grounded", (bad, bad, bad)),
+        # The same answer after the feedback is final: the second re-ask is never sent.
+        FaultScenario("never_grounded", (bad, bad)),
     ]
 
 
@@ -213,7 +214,7 @@ def injection_scenarios() -> list[FaultScenario]:
     good, obeyed = Reply.answer(seed_answer(FAULT_ARTICLE)), Reply.answer(obeyed_answer())
     return [
         FaultScenario("injection_obeyed_then_corrected", (obeyed, good)),
-        FaultScenario("injection_obeyed_throughout", (obeyed, obeyed, obeyed)),
+        FaultScenario("injection_obeyed_throughout", (obeyed, obeyed)),  # repeated after feedback: final
     ]
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import structx
 from structx._cli import app
 from structx._formats import resolve_format
-from structx._formats._cited import MAX_CITATIONS, cited_model, salvage_truncated_json
+from structx._formats._cited import MAX_CITATIONS, MAX_LIST_ITEMS, cited_model, salvage_truncated_json
 from structx._formats._sentences import number_sentences
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction, Visit
@@ -220,6 +220,30 @@ def test_every_field_of_a_record_is_required_in_the_response_schema_and_null_sta
     assert set(when["required"]) == {"text", "start", "end"}
     other = completion_bodies(server)[4]["response_format"]["json_schema"]["schema"]
     assert set(other["required"]) == set(OTHER)
+
+
+def test_lists_inside_a_record_are_bounded_in_the_response_schema() -> None:
+    with ScriptedServer(answers()) as server:
+        structx.extract(ARTICLE, config=config(server))
+    bodies = completion_bodies(server)
+    visit = bodies[0]["response_format"]["json_schema"]["schema"]["$defs"]["Visit"]
+    assert visit["properties"]["met_with"]["maxItems"] == MAX_LIST_ITEMS
+    meeting = bodies[1]["response_format"]["json_schema"]["schema"]["$defs"]["Meeting"]
+    participants = meeting["properties"]["participants"]
+    assert (participants["minItems"], participants["maxItems"]) == (2, MAX_LIST_ITEMS)  # the user's minimum kept
+    assert visit["properties"]["evidence"]["maxItems"] == MAX_CITATIONS
+    # The records themselves are bounded by the call's token budget, not by a count.
+    assert "maxItems" not in bodies[0]["response_format"]["json_schema"]["schema"]["properties"]["visits"]
+
+
+def test_a_looping_list_is_re_asked_where_no_grammar_stops_it() -> None:
+    looping = {**VISIT, "met_with": ["Tom Vasquez"] * (MAX_LIST_ITEMS + 1)}
+    with ScriptedServer(answers(visits={"visits": [looping]})[:1] + answers()) as server:
+        result = structx.extract(ARTICLE, config=config(server))
+    bodies = completion_bodies(server)
+    assert len(bodies) == 6
+    assert "at most 12 items" in bodies[1]["messages"][-1]["content"]
+    assert result.value.visits[0].met_with == []
 
 
 def test_a_record_that_leaves_out_a_field_is_re_asked() -> None:

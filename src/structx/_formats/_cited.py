@@ -122,15 +122,17 @@ def _cited_annotation(annotation: Any, *, in_record: bool = False) -> Any:
     return annotation
 
 
-def _copied_field(info: FieldInfo, annotation: Any, *, required: bool = False) -> tuple[Any, FieldInfo]:
+def _copied_field(
+    info: FieldInfo, annotation: Any, *, required: bool = False, in_record: bool = False
+) -> tuple[Any, FieldInfo]:
+    """``info`` for ``annotation``; inside a record (``in_record``) required and with any list bounded."""
     field = copy.copy(info)
     field.annotation = annotation
-    if required:
-        # Inside a record: required, and any list in it bounded (see MAX_LIST_ITEMS).
+    if required or in_record:
         field.default = PydanticUndefined
         field.default_factory = None
-        if _is_list(annotation) and not any(isinstance(item, MaxLen) for item in info.metadata):
-            field.metadata = [*info.metadata, MaxLen(MAX_LIST_ITEMS)]
+    if in_record and _is_list(annotation) and not any(isinstance(item, MaxLen) for item in info.metadata):
+        field.metadata = [*info.metadata, MaxLen(MAX_LIST_ITEMS)]
     return annotation, field
 
 
@@ -154,7 +156,7 @@ def cited_model(model: type[BaseModel]) -> type[BaseModel]:
             # under a JSON-schema grammar small models skip optional properties, so a visit came back
             # with only its visitor; a required property makes the model write each one, if only as null.
             annotation = _cited_annotation(info.annotation, in_record=record)
-            fields[name] = _copied_field(info, annotation, required=record)
+            fields[name] = _copied_field(info, annotation, in_record=record)
     if record:
         # Last, so that the model writes the record before it cites the sentences for it.
         fields["evidence"] = (
@@ -176,7 +178,7 @@ def cited_model(model: type[BaseModel]) -> type[BaseModel]:
 def _filled_model(model: type[BaseModel]) -> type[BaseModel]:
     """``model`` (a part of a record, such as a date) with every field required, as in :func:`cited_model`."""
     fields: dict[str, Any] = {
-        name: _copied_field(info, _cited_annotation(info.annotation, in_record=True), required=True)
+        name: _copied_field(info, _cited_annotation(info.annotation, in_record=True), in_record=True)
         for name, info in model.model_fields.items()
     }
     derived: type[BaseModel] = create_model(
