@@ -168,7 +168,8 @@ def grounding_scenarios() -> list[FaultScenario]:
     good, bad = Reply.answer(seed_answer(FAULT_ARTICLE)), Reply.answer(fabricated_answer())
     return [
         FaultScenario("ungrounded_then_grounded", (bad, good)),
-        FaultScenario("never_grounded", (bad, bad, bad)),
+        # The same answer after the feedback is final: the second re-ask is never sent.
+        FaultScenario("never_grounded", (bad, bad)),
     ]
 
 
@@ -213,7 +214,7 @@ def injection_scenarios() -> list[FaultScenario]:
     good, obeyed = Reply.answer(seed_answer(FAULT_ARTICLE)), Reply.answer(obeyed_answer())
     return [
         FaultScenario("injection_obeyed_then_corrected", (obeyed, good)),
-        FaultScenario("injection_obeyed_throughout", (obeyed, obeyed, obeyed)),
+        FaultScenario("injection_obeyed_throughout", (obeyed, obeyed)),  # repeated after feedback: final
     ]
 
 
@@ -226,8 +227,8 @@ def llama_config(**overrides: Any) -> structx.Config:
         "base_url": LLAMA_BASE_URL,
         "model": structx.EMBEDDED_MODEL_NAME,
         "structured_output": structx.StructuredOutput.JSON_OBJECT_SCHEMA,
-        "max_tokens": 512,
-        "max_reasks": 0,
+        # The embedded default's format, named: with an explicit base URL nothing tells structx it is llama.cpp.
+        "extraction_format": structx.ExtractionFormat.CITED,
         "timeout": 600.0,
     }
     values.update(overrides)

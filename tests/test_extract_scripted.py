@@ -405,7 +405,8 @@ def _never_grounded(policy: str) -> structx.Result[ArticleExtraction]:
 def test_when_reasks_are_spent_ungrounded_records_are_kept_and_flagged(replay: Replay) -> None:
     with replay("scripted/fault_never_grounded.yaml"):
         result = _never_grounded("keep")
-    assert result.attempts == 3
+    # Re-asked once; the model repeats its answer word for word, so that answer is final.
+    assert result.attempts == 2
     assert result.value == fabricated_answer()
     flagged = {r.path: r for r in result.grounding.records if not r.grounded}
     assert set(flagged) == {"visits[0]", "militia_stances[0]"}
@@ -433,7 +434,7 @@ def test_the_drop_policy_removes_them_and_says_so(replay: Replay) -> None:
 def test_the_fail_policy_fails_the_article(replay: Replay) -> None:
     with replay("scripted/fault_never_grounded.yaml"), pytest.raises(structx.GroundingFailed) as caught:
         _never_grounded("fail")
-    assert (caught.value.attempts, caught.value.requests) == (3, 3)
+    assert (caught.value.attempts, caught.value.requests) == (2, 2)
     assert caught.value.grounding is not None and not caught.value.grounding.grounded
     assert "does not occur in the article" in str(caught.value)
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import structx
 from structx._cli import app
 from structx._formats import resolve_format
-from structx._formats._cited import MAX_CITATIONS, cited_model, salvage_truncated_json
+from structx._formats._cited import MAX_CITATIONS, MAX_LIST_ITEMS, cited_model, salvage_truncated_json
 from structx._formats._sentences import number_sentences
 from structx.testing import Reply, ScriptedServer
 from structx_schemas import ArticleExtraction, Visit
@@ -222,6 +222,30 @@ def test_every_field_of_a_record_is_required_in_the_response_schema_and_null_sta
     assert set(other["required"]) == set(OTHER)
 
 
+def test_lists_inside_a_record_are_bounded_in_the_response_schema() -> None:
+    with ScriptedServer(answers()) as server:
+        structx.extract(ARTICLE, config=config(server))
+    bodies = completion_bodies(server)
+    visit = bodies[0]["response_format"]["json_schema"]["schema"]["$defs"]["Visit"]
+    assert visit["properties"]["met_with"]["maxItems"] == MAX_LIST_ITEMS
+    meeting = bodies[1]["response_format"]["json_schema"]["schema"]["$defs"]["Meeting"]
+    participants = meeting["properties"]["participants"]
+    assert (participants["minItems"], participants["maxItems"]) == (2, MAX_LIST_ITEMS)  # the user's minimum kept
+    assert visit["properties"]["evidence"]["maxItems"] == MAX_CITATIONS
+    # The records themselves are bounded by the call's token budget, not by a count.
+    assert "maxItems" not in bodies[0]["response_format"]["json_schema"]["schema"]["properties"]["visits"]
+
+
+def test_a_looping_list_is_re_asked_where_no_grammar_stops_it() -> None:
+    looping = {**VISIT, "met_with": ["Tom Vasquez"] * (MAX_LIST_ITEMS + 1)}
+    with ScriptedServer(answers(visits={"visits": [looping]})[:1] + answers()) as server:
+        result = structx.extract(ARTICLE, config=config(server))
+    bodies = completion_bodies(server)
+    assert len(bodies) == 6
+    assert "at most 12 items" in bodies[1]["messages"][-1]["content"]
+    assert result.value.visits[0].met_with == []
+
+
 def test_a_record_that_leaves_out_a_field_is_re_asked() -> None:
     partial = {key: value for key, value in VISIT.items() if key not in ("city", "disclosure")}
     with ScriptedServer(answers(visits={"visits": [partial]})[:1] + answers()) as server:
@@ -230,6 +254,49 @@ def test_a_record_that_leaves_out_a_field_is_re_asked() -> None:
     assert len(bodies) == 6
     assert "Field required" in bodies[1]["messages"][-1]["content"]
     assert result.value.visits[0].city == "Portville"
+
+
+def test_a_name_in_the_next_sentence_is_cited_by_structx_without_a_re_ask() -> None:
+    # The visit cites the arrival; the person met is named in the sentence after it.
+    visit = {**VISIT, "met_with": ["Tom Vasquez"], "evidence": [ARRIVED]}
+    with ScriptedServer(answers(visits={"visits": [visit]})) as server:
+        result = structx.extract(ARTICLE, config=config(server))
+    assert len(completion_bodies(server)) == 5  # no re-ask
+    texts = sentence_texts(ARTICLE)
+    assert result.value.visits[0].evidence == [texts[ARRIVED - 1], texts[MET - 1]]
+    assert result.grounding.grounded
+
+
+def test_a_name_far_from_the_cited_sentences_is_still_re_asked() -> None:
+    far = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [MASTER + 1]}  # named in sentence 2 only
+    with ScriptedServer(answers(visits={"visits": [far]})[:1] + answers()) as server:
+        structx.extract(ARTICLE, config=config(server))
+    bodies = completion_bodies(server)
+    assert len(bodies) == 6
+    feedback = bodies[1]["messages"][-1]["content"]
+    assert "visits[0].met_with[0] 'Jo Reyes' does not occur in the sentence it cites" in feedback
+
+
+def test_an_answer_repeated_after_feedback_ends_the_re_asks() -> None:
+    wrong = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [MASTER]}
+    replies = answers(visits={"visits": [wrong]})[:1] * 2 + answers()[1:]
+    with ScriptedServer(replies) as server:
+        result = structx.extract(ARTICLE, config=config(server, max_reasks=2))
+    bodies = completion_bodies(server)
+    assert len(bodies) == 6  # the first ask, one re-ask with the same answer, then the four other calls
+    assert len(bodies[1]["messages"]) == 4 and len(bodies[2]["messages"]) == 2
+    # The repeated answer is final: the grounding policy (keep) keeps it, flagged.
+    texts = sentence_texts(ARTICLE)
+    assert result.value.visits[0].evidence == [texts[MASTER - 1], texts[MASTER]]
+    assert result.value.visits[0].met_with == ["Jo Reyes"]
+
+
+def test_the_word_null_in_a_field_that_allows_none_is_none() -> None:
+    source = {**SOURCE, "role": "null", "outlet": "None"}
+    with ScriptedServer(answers(quoted_sources={"quoted_sources": [source]})) as server:
+        result = structx.extract(ARTICLE, config=config(server))
+    assert len(completion_bodies(server)) == 5
+    assert (result.value.quoted_sources[0].role, result.value.quoted_sources[0].outlet) == (None, None)
 
 
 def test_citations_become_the_sentences_and_ground_exactly() -> None:
@@ -248,13 +315,15 @@ def test_citations_become_the_sentences_and_ground_exactly() -> None:
 
 
 def test_a_name_missing_from_the_cited_sentences_is_re_asked_with_the_name_and_the_sentences() -> None:
-    wrong = {**VISIT, "evidence": [MASTER]}
+    # The visitor is named in the next sentence (structx cites it); Jo Reyes is named nowhere near.
+    wrong = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [MASTER]}
     with ScriptedServer(answers(visits={"visits": [wrong]})[:1] + answers()) as server:
         result = structx.extract(ARTICLE, config=config(server))
     bodies = completion_bodies(server)
     assert len(bodies) == 6 and result.attempts == 6
     feedback = bodies[1]["messages"][-1]["content"]
-    assert f"visits[0].visitor 'Ana Ferreira' does not occur in the sentence it cites ({MASTER})" in feedback
+    assert "visits[0].met_with[0] 'Jo Reyes' does not occur in the sentences it cites" in feedback
+    assert f"({MASTER}, {MASTER + 1})" in feedback
     assert result.value.visits[0].evidence == [sentence_texts(ARTICLE)[ARRIVED - 1]]
 
 

@@ -41,7 +41,7 @@ def test_extract_with_nothing_configured_runs_the_bundled_model(tmp_path: Path) 
     command = [sys.executable, "-m", "structx", "extract", str(SHORTEST_SEED), "--out", str(out)]
     completed = subprocess.run(
         # A slow or busy machine: one long request rather than resending it after the default 180 s.
-        [*command, "--max-tokens", "256", "--timeout", "600", "-v"],
+        [*command, "--timeout", "600", "-v"],
         capture_output=True, text=True, env=env, timeout=900, check=False,
     )  # fmt: skip
     name = structx.EMBEDDED_MODEL_NAME
@@ -57,6 +57,11 @@ def test_extract_with_nothing_configured_runs_the_bundled_model(tmp_path: Path) 
     if line["status"] == "ok":
         assert completed.returncode == 0 and set(line["records"]) >= {"visits", "meetings"}
         assert line["model"] == name
+        # The cited format: one call per record type and one for the other fields, re-asks on top;
+        # evidence is the cited sentences, so every excerpt is found exactly.
+        assert line["attempts"] >= 5
+        spans = [span for record in line["grounding"]["records"] for span in record["evidence"]]
+        assert all(span["status"] == "exact" for span in spans)
     else:
         assert completed.returncode == 1
         assert line["error"]["type"] in {"TruncatedOutput", "ValidationFailed"}

@@ -220,7 +220,9 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
 
 
 def test_the_embedded_default_always_bounds_sampling_and_sends_no_penalty(embedded: ScriptedServer) -> None:
-    config = structx.Config(max_tokens=None, local_model="qwen2.5-coder-1.5b", model_dir="/somewhere")
+    config = structx.Config(
+        max_tokens=None, local_model="qwen2.5-coder-1.5b", model_dir="/somewhere", extraction_format="excerpts"
+    )
     result = structx.extract(seed_article(FAULT_ARTICLE), config=config)
     (request,) = embedded.requests  # no GET /models: the embedded server needs no probe
     assert request.body["model"] == "Qwen2.5-Coder-1.5B-Instruct"
@@ -232,6 +234,32 @@ def test_the_embedded_default_always_bounds_sampling_and_sends_no_penalty(embedd
     assert options["n_ctx"] >= slot_context(config.chunk_chars, 2048)
 
 
+def test_the_embedded_default_asks_in_the_cited_format_with_a_budget_per_call(
+    embedded: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lists = ("visits", "meetings", "militia_stances", "quoted_sources")
+    replies = [Reply.answer({name: []}) for name in lists]
+    replies.append(Reply.answer({"title": "T", "outlet": None, "byline": None, "published": None}))
+    with ScriptedServer(replies, owned_by="llamacpp") as server:
+        monkeypatch.setattr(_FakeEmbeddedServer, "base_url", server.base_url)
+        result = structx.extract(seed_article(FAULT_ARTICLE), config=structx.Config())
+    bodies = [request.body for request in server.requests]
+    assert [sorted(body["response_format"]["schema"]["properties"]) for body in bodies] == [
+        [name] for name in lists
+    ] + [["byline", "outlet", "published", "title"]]
+    assert [body["max_tokens"] for body in bodies] == [768, 768, 768, 768, 256]
+    assert all(body["temperature"] == 0.0 and body["model"] == structx.EMBEDDED_MODEL_NAME for body in bodies)
+    assert result.value.title == "T" and result.attempts == 5
+
+
+def test_a_slow_answer_from_the_embedded_server_is_waited_for(embedded: ScriptedServer) -> None:
+    embedded.default = dataclasses.replace(Reply.answer(seed_answer(FAULT_ARTICLE)), delay=1.0)
+    config = structx.Config(timeout=0.2, max_retries=0, extraction_format="excerpts")
+    result = structx.extract(seed_article(FAULT_ARTICLE), config=config)
+    assert result.value == seed_answer(FAULT_ARTICLE)
+    assert len(embedded.requests) == 1  # waited for, not timed out and sent again
+
+
 def test_a_batch_on_the_embedded_server_sends_one_request_at_a_time(
     embedded: ScriptedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -239,7 +267,8 @@ def test_a_batch_on_the_embedded_server_sends_one_request_at_a_time(
     embedded.default = dataclasses.replace(Reply.answer(seed_answer(FAULT_ARTICLE)), delay=0.3)
     for number in range(3):
         (tmp_path / f"{number}.txt").write_text(seed_article(FAULT_ARTICLE).text + f"\n\nNote {number}.\n")
-    with caplog.at_level(logging.INFO, logger="structx"), structx.Client(structx.Config()) as client:
+    config = structx.Config(extraction_format="excerpts")  # one request an article
+    with caplog.at_level(logging.INFO, logger="structx"), structx.Client(config) as client:
         outcomes = list(structx.extract_many([tmp_path], client, ArticleExtraction, concurrency=4))
     assert [o.status for o in outcomes] == ["ok"] * 3
     assert (len(embedded.requests), embedded.max_in_flight) == (3, 1)

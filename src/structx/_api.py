@@ -28,6 +28,10 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: The embedded model's token budget per call when ``max_tokens`` is None.
 EMBEDDED_MAX_TOKENS = 2048
+#: The least time a request to the embedded server may take before it counts as a timeout. The
+#: server is ours and answers every request it gets; on a busy CPU a long answer takes minutes,
+#: and a timeout would only send the same request again, to be generated again from the start.
+EMBEDDED_MIN_TIMEOUT = 900.0
 
 
 class Client:
@@ -143,11 +147,14 @@ class Client:
         """The configuration requests are made with.
 
         The embedded server's own default is to generate until the context is
-        full: its requests always carry a token budget.
+        full: its requests always carry a token budget. And they wait at least
+        :data:`EMBEDDED_MIN_TIMEOUT` seconds for the answer.
         """
         config = self.config
         if config.uses_embedded_model and config.max_tokens is None:
             config = replace(config, max_tokens=EMBEDDED_MAX_TOKENS)
+        if config.uses_embedded_model and config.timeout < EMBEDDED_MIN_TIMEOUT:
+            config = replace(config, timeout=EMBEDDED_MIN_TIMEOUT)
         return config
 
     def _connect(self) -> Engine:

@@ -100,7 +100,10 @@ def extract(
     ] = 2_000_000,
     max_tokens: Annotated[int, typer.Option(help="Completion token budget per model call.", min=1)] = 2048,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of every model call.", min=0.0)] = 0.0,
-    timeout: Annotated[float, typer.Option(help="Seconds one HTTP request may take.", min=0.1)] = 180.0,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds one HTTP request may take (the embedded server: at least 900).", min=0.1),
+    ] = 180.0,
     max_retries: Annotated[
         int, typer.Option(help="Transport retries of a failed HTTP request (timeouts, 408, 409, 429, 5xx).", min=0)
     ] = 4,

@@ -38,6 +38,7 @@ from enum import Enum
 from functools import lru_cache, reduce
 from typing import Any, Literal, Union, get_args, get_origin
 
+from annotated_types import MaxLen
 from pydantic import BaseModel, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
@@ -54,7 +55,7 @@ from structx._text import name_tokens
 __all__ = ["CitedFormat", "CitedPlan", "cited_model", "salvage_truncated_json"]
 
 #: Changes whenever the wording below changes (part of the stored results' key through the prompt version).
-CITED_PROMPT_VERSION = "c2"
+CITED_PROMPT_VERSION = "c5"
 
 #: Completion tokens per call for a list of records, and for the other fields.
 #: A call that reaches its limit keeps the records it completed (see salvage_truncated_json).
@@ -75,6 +76,11 @@ Rules:
 _EVIDENCE_DESCRIPTION = "The numbers [n] of the one or few sentences that state this record."
 #: The most sentences one record may cite (the response schema holds the model to it).
 MAX_CITATIONS = 5
+
+#: The most items a list inside a record may hold in the model-facing schema. Small models loop:
+#: the 0.5B wrote one name into a visit's ``met_with`` until the call's token limit cut the record
+#: off, and the article failed; the grammar now closes the list and the record is completed.
+MAX_LIST_ITEMS = 12
 
 #: Derived (cited) model -> the user's model it stands for.
 _ORIGINAL: dict[type[BaseModel], type[BaseModel]] = {}
@@ -116,13 +122,24 @@ def _cited_annotation(annotation: Any, *, in_record: bool = False) -> Any:
     return annotation
 
 
-def _copied_field(info: FieldInfo, annotation: Any, *, required: bool = False) -> tuple[Any, FieldInfo]:
+def _copied_field(
+    info: FieldInfo, annotation: Any, *, required: bool = False, in_record: bool = False
+) -> tuple[Any, FieldInfo]:
+    """``info`` for ``annotation``; inside a record (``in_record``) required and with any list bounded."""
     field = copy.copy(info)
     field.annotation = annotation
-    if required:
+    if required or in_record:
         field.default = PydanticUndefined
         field.default_factory = None
+    if in_record and _is_list(annotation) and not any(isinstance(item, MaxLen) for item in info.metadata):
+        field.metadata = [*info.metadata, MaxLen(MAX_LIST_ITEMS)]
     return annotation, field
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation) if arg is not type(None))
+    return get_origin(annotation) is list
 
 
 @lru_cache(maxsize=64)
@@ -139,7 +156,7 @@ def cited_model(model: type[BaseModel]) -> type[BaseModel]:
             # under a JSON-schema grammar small models skip optional properties, so a visit came back
             # with only its visitor; a required property makes the model write each one, if only as null.
             annotation = _cited_annotation(info.annotation, in_record=record)
-            fields[name] = _copied_field(info, annotation, required=record)
+            fields[name] = _copied_field(info, annotation, in_record=record)
     if record:
         # Last, so that the model writes the record before it cites the sentences for it.
         fields["evidence"] = (
@@ -161,7 +178,7 @@ def cited_model(model: type[BaseModel]) -> type[BaseModel]:
 def _filled_model(model: type[BaseModel]) -> type[BaseModel]:
     """``model`` (a part of a record, such as a date) with every field required, as in :func:`cited_model`."""
     fields: dict[str, Any] = {
-        name: _copied_field(info, _cited_annotation(info.annotation, in_record=True), required=True)
+        name: _copied_field(info, _cited_annotation(info.annotation, in_record=True), in_record=True)
         for name, info in model.model_fields.items()
     }
     derived: type[BaseModel] = create_model(
@@ -297,6 +314,7 @@ class CitedPlan:
         problems: list[str] = []
         article = Aligner(self.article_text)
         injected = addressed_to_model(self.article_text)
+        _clear_nulls_written_as_text(answer)
         _add_neighbouring_citations(answer, self.sentences, article)
         for path, record in _records(answer):
             numbers = list(getattr(record, "evidence", []))
@@ -345,6 +363,7 @@ class CitedPlan:
         data: dict[str, Any] = {}
         article = Aligner(self.article_text)
         for answer in answers:
+            _clear_nulls_written_as_text(answer)
             _add_neighbouring_citations(answer, self.sentences, article)
             for name in type(answer).model_fields:
                 data[name] = _to_user_data(getattr(answer, name), self.sentences)
@@ -380,6 +399,31 @@ class CitedFormat:
                 )
             )
         return CitedPlan(calls=tuple(calls), schema=schema, sentences=sentences, article_text=article_text)
+
+
+_NULL_WORDS = frozenset({"null", "none", "n/a"})
+
+
+def _clear_nulls_written_as_text(value: Any) -> None:
+    """Set to None every field that allows None and holds the text "null" (or "None", "N/A").
+
+    Small models write the word where the grammar also allows the JSON null;
+    kept, "null" would be a speaker's name that the name check then re-asks.
+    """
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            if isinstance(item, str) and item.strip().lower() in _NULL_WORDS and _allows_none(info.annotation):
+                setattr(value, name, None)
+            else:
+                _clear_nulls_written_as_text(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _clear_nulls_written_as_text(item)
+
+
+def _allows_none(annotation: Any) -> bool:
+    return annotation is None or annotation is type(None) or any(_allows_none(arg) for arg in get_args(annotation))
 
 
 #: How far (in sentences) from a cited sentence a name's own sentence may be for structx to cite it itself.
