@@ -29,7 +29,7 @@ import json
 import re
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,7 +40,7 @@ from markupsafe import Markup
 
 from structx._errors import UsageError
 from structx._knowledge._dataset import Dataset
-from structx._knowledge._rows import RecordRef, StanceRow
+from structx._knowledge._rows import MentionRow, RecordRef, StanceRow
 from structx._report._charts import dated_order, meetings_graph, visit_timeline
 from structx._report._dataset import read_dataset
 from structx._report._inputs import LineArticle, read_lines, record_anchor, run_totals, type_label
@@ -117,8 +117,7 @@ def write_report(
     read = read_lines(inputs, articles=Path(articles) if articles is not None else None)
     data = read_dataset(Path(dataset)) if isinstance(dataset, str | Path) else dataset
     site = _Site(read.articles, read.duplicate_ids, read.sources, data, prices)
-    pages = site.pages()
-    written = _write_files(out, pages, force)
+    written = _write_files(out, site.folders, site.pages(), force)
     totals = site.totals
     return ReportSite(
         directory=out,
@@ -194,9 +193,14 @@ class _Site:
         self.type_class = {kind: f"t{i % 8}" for i, kind in enumerate(kinds)}
         self.record_types = sorted({r.type for a in articles for r in a.records})
         self.entity_slugs = _slugs((e.entity_id for e in dataset.entities), "entity") if dataset else {}
+        self.names = {e.entity_id: e.canonical_name for e in dataset.entities} if dataset else {}
+        self.mentions_in: dict[str, list[MentionRow]] = defaultdict(list)
+        for mention in dataset.mentions if dataset else []:
+            self.mentions_in[mention.article_id].append(mention)
         self.anchors = self._dataset_anchors()
-        self.texts = {a.id: self._article_text(a) for a in articles}
-        self.totals = run_totals(articles, prices)  # after the texts: highlights are counted as drawn
+        for article in articles:
+            _number_highlights(article)
+        self.totals = run_totals(articles, prices)  # after numbering: highlights are counted as drawn
         self.env = _environment()
         script = _asset("report.js")
         self.assets = {
@@ -252,17 +256,13 @@ class _Site:
         return anchors
 
     def _article_text(self, article: LineArticle) -> Markup | None:
+        """The article text with its highlights and the dataset's anchors, as HTML."""
         if article.text is None:
             return None
         spans: list[Span] = []
-        if article.ok:
-            count = 0
-            for record in article.records:
-                for item in record.evidence:
-                    if not item.located or item.article_says is None:
-                        continue
-                    count += 1
-                    item.key, item.drawn = f"e{count}", True
+        for record in article.records:
+            for item in record.evidence:
+                if item.drawn and item.key is not None:
                     classes = ("hl", self.type_class[record.type], *(("fuzzy",) if item.status == "fuzzy" else ()))
                     spans.append(
                         Span(
@@ -282,86 +282,96 @@ class _Site:
             root=root, site=self, has_dataset=self.dataset is not None, **self.assets, **context
         )
 
-    def pages(self) -> dict[str, str]:
-        pages = {"index.html": self._render("index.html", "", totals=self.totals)}
+    @property
+    def folders(self) -> list[str]:
+        return ["articles", "entities"] if self.dataset is not None else ["articles"]
+
+    def pages(self) -> Iterator[tuple[str, str]]:
+        """(file name inside the site, HTML) for every page, rendered one at a time as they are written."""
+        yield "index.html", self._render("index.html", "", totals=self.totals)
         for article in self.articles:
-            pages[f"articles/{article.slug}.html"] = self._render(
-                "article.html",
-                "../",
-                article=article,
-                text=self.texts[article.id],
-                dataset_links=self._links_to(article),
+            yield (
+                f"articles/{article.slug}.html",
+                self._render(
+                    "article.html",
+                    "../",
+                    article=article,
+                    text=self._article_text(article),
+                    dataset_links=self._links_to(article),
+                ),
             )
         if self.dataset is not None:
-            pages.update(self._dataset_pages(self.dataset))
-        return pages
+            yield from self._dataset_pages(self.dataset)
 
     def _links_to(self, article: LineArticle) -> dict[str, list[tuple[str, str]]]:
         """Record anchor -> the entities named in it (name, entity page), for the article's cards."""
         links: dict[str, list[tuple[str, str]]] = defaultdict(list)
         if self.dataset is None:
             return links
-        names = {e.entity_id: e.canonical_name for e in self.dataset.entities}
-        for mention in self.dataset.mentions:
-            if mention.article_id != article.id:
-                continue
+        for mention in self.mentions_in.get(article.id, []):
             holder = [r for r in article.records if _within(mention.record_path, r.path)]
             href = self.entity_href(mention.entity_id, "../")
             if holder and href:
-                entry = (names.get(mention.entity_id, mention.surface), href)
+                entry = (self.names.get(mention.entity_id, mention.surface), href)
                 anchor = max(holder, key=lambda r: len(r.path)).anchor
                 if entry not in links[anchor]:
                     links[anchor].append(entry)
         return links
 
-    def _dataset_pages(self, dataset: Dataset) -> dict[str, str]:
-        pages: dict[str, str] = {}
-        mentions = defaultdict(list)
+    def _dataset_pages(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
+        # Each entity's rows, gathered once: a page per entity must not read every table again.
+        rows: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
         for mention in dataset.mentions:
-            mentions[mention.entity_id].append(mention)
+            rows[mention.entity_id]["mentions"].append(mention)
+        for visit in dated_order(dataset.visits):
+            rows[visit.visitor_entity_id]["visits"].append(visit)
+        for meeting in dataset.meetings:
+            for entity_id in dict.fromkeys(meeting.participant_entity_ids):
+                rows[entity_id]["meetings"].append(meeting)
+        for stance in dataset.stances:
+            for entity_id in dict.fromkeys(e for e in (stance.militia_entity_id, stance.speaker_entity_id) if e):
+                rows[entity_id]["stances"].append(stance)
+        for quote in dataset.quotes:
+            rows[quote.source_entity_id]["quotes"].append(quote)
         entities = sorted(dataset.entities, key=lambda e: (e.type.value, -e.mention_count, e.canonical_name.casefold()))
-        pages["entities.html"] = self._render("entities.html", "", entities=entities)
+        yield "entities.html", self._render("entities.html", "", entities=entities)
         for entity in dataset.entities:
-            pages[f"entities/{self.entity_slugs[entity.entity_id]}.html"] = self._render(
-                "entity.html",
-                "../",
-                entity=entity,
-                mentions=mentions[entity.entity_id],
-                visits=dated_order([v for v in dataset.visits if v.visitor_entity_id == entity.entity_id]),
-                meetings=[m for m in dataset.meetings if entity.entity_id in m.participant_entity_ids],
-                stances=[s for s in dataset.stances if entity.entity_id in (s.militia_entity_id, s.speaker_entity_id)],
-                quotes=[q for q in dataset.quotes if q.source_entity_id == entity.entity_id],
+            own = rows[entity.entity_id]
+            yield (
+                f"entities/{self.entity_slugs[entity.entity_id]}.html",
+                self._render(
+                    "entity.html",
+                    "../",
+                    entity=entity,
+                    mentions=own["mentions"],
+                    visits=own["visits"],
+                    meetings=own["meetings"],
+                    stances=own["stances"],
+                    quotes=own["quotes"],
+                ),
             )
         timeline = visit_timeline(dataset, lambda e: self.entity_href(e), lambda r: self.record_href(r))
-        pages["timeline.html"] = self._render(
-            "timeline.html", "", timeline=timeline, visits=dated_order(dataset.visits)
-        )
+        yield "timeline.html", self._render("timeline.html", "", timeline=timeline, visits=dated_order(dataset.visits))
         graph = meetings_graph(dataset, lambda e: self.entity_href(e), lambda r: self.record_href(r))
         participants = defaultdict(list)
         for row in dataset.meeting_participants:
             participants[row.meeting_id].append(row)
-        pages["meetings.html"] = self._render(
-            "meetings.html", "", graph=graph, meetings=dataset.meetings, participants=participants
+        yield (
+            "meetings.html",
+            self._render("meetings.html", "", graph=graph, meetings=dataset.meetings, participants=participants),
         )
-        pages["stances.html"] = self._render("stances.html", "", **_stance_matrix(dataset))
+        yield "stances.html", self._render("stances.html", "", **_stance_matrix(dataset))
         quotes = defaultdict(list)
         for quote in dataset.quotes:
             quotes[quote.source_entity_id].append(quote)
         sources = sorted(dataset.sources, key=lambda s: (-s.quote_count, s.name.casefold()))
-        pages["sources.html"] = self._render("sources.html", "", sources=sources, quotes=quotes)
-        return pages
+        yield "sources.html", self._render("sources.html", "", sources=sources, quotes=quotes)
 
     # Helpers for the templates -----------------------------------------------------------------------------
 
     def type_counts(self, article: LineArticle) -> list[tuple[str, int]]:
         counts = article.by_type()
         return [(kind, counts.get(kind, 0)) for kind in self.record_types]
-
-    def entity_name(self, entity_id: str | None) -> str | None:
-        if self.dataset is None or entity_id is None:
-            return None
-        entity = self.dataset.entity(entity_id)
-        return entity.canonical_name if entity else None
 
     @staticmethod
     def url(value: Any) -> str | None:
@@ -373,6 +383,18 @@ class _Site:
     @staticmethod
     def position_class(position: str) -> str:
         return POSITION_CLASSES.get(position, "pos-other")
+
+
+def _number_highlights(article: LineArticle) -> None:
+    """Give each evidence excerpt that will be drawn (kept record, located inside the text) its element id."""
+    if article.text is None or not article.ok:
+        return
+    count = 0
+    for record in article.records:
+        for item in record.evidence:
+            if item.located and item.article_says is not None:
+                count += 1
+                item.key, item.drawn = f"e{count}", True
 
 
 def _within(path: str, record: str) -> bool:
@@ -408,11 +430,12 @@ def _inside(directory: Path, name: str) -> Path:
     return target
 
 
-def _write_files(out: Path, pages: dict[str, str], force: bool) -> list[Path]:
+def _write_files(out: Path, folders: list[str], pages: Iterable[tuple[str, str]], force: bool) -> list[Path]:
+    """Write the pages as they come (so a large site is never held in memory), then the manifest."""
     _check_output(out, force)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for folder in sorted({str(Path(name).parent) for name in pages} - {"."}):
+        for folder in folders:
             _inside(out, folder).mkdir(exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
@@ -420,11 +443,15 @@ def _write_files(out: Path, pages: dict[str, str], force: bool) -> list[Path]:
         raise UsageError(f"cannot write in {out}: {exc.strerror}") from None
     previous = _previous_files(out)
     written = []
-    for name, content in [*pages.items(), (MANIFEST, json.dumps(sorted(pages), indent=1) + "\n")]:
+    names: set[str] = set()
+    for name, content in pages:
         target = _inside(out, name)
         _write_atomically(target, content)
         written.append(target)
-    for name in sorted(previous - set(pages)):
+        names.add(name)
+    _write_atomically(_inside(out, MANIFEST), json.dumps(sorted(names), indent=1) + "\n")
+    written.append(out / MANIFEST)
+    for name in sorted(previous - names):
         with contextlib.suppress(UsageError, OSError):
             stale = _inside(out, name)
             if stale.is_file() and not stale.is_symlink():
