@@ -564,3 +564,19 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"structx: error: {message.format(**names)}")
     assert "Traceback" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_an_answer_that_is_itself_one_record_gets_its_card_and_highlight(tmp_path: Path) -> None:
+    text = "Qaani visited Baghdad on Monday. Nothing else happened."
+    span = {"start": 0, "end": 32, "status": "exact", "score": 100.0}
+    grounding = {"records": [{"path": "Visit", "grounded": True, "problems": [], "dropped": False, "evidence": [span]}]}
+    records = {"visitor": "Qaani", "evidence": ["Qaani visited Baghdad on Monday."]}
+    line = {"id": "one", "status": "ok", "source": None, "records": records, "grounding": grounding}
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "one.txt").write_text(text, encoding="utf-8")
+    structx.write_report([line], tmp_path / "r", articles=tmp_path / "texts")
+    tree = html_tree.read(tmp_path / "r" / "articles" / "one.html")
+    card = tree.by_id("rec-Visit")
+    assert card is not None and "Qaani" in card.text()
+    (mark,) = tree.find_all("mark")
+    assert mark.text() == "Qaani visited Baghdad on Monday." and mark.attrs["data-record"] == "rec-Visit"

@@ -258,11 +258,15 @@ def _why_no_text(line: Mapping[str, Any], articles: Path | None) -> str:
     return f"{said}; give the folder of article texts with --articles DIR"
 
 
-def iter_record_dicts(value: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every record (an object with an ``evidence`` list) in an answer, with its path, as grounding names it."""
+def iter_record_dicts(value: Any, path: str = "", *, root: str = "record") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every record (an object with an ``evidence`` list) in an answer, with its path, as grounding names it.
+
+    An answer that is itself a record (a schema of one record type) is named
+    ``root``: grounding names it after its model, which a line does not record.
+    """
     if isinstance(value, Mapping):
-        if path and isinstance(value.get("evidence"), list):
-            yield path, value
+        if isinstance(value.get("evidence"), list):
+            yield path or root, value
         for name, item in value.items():
             if name != "evidence":
                 yield from iter_record_dicts(item, f"{path}.{name}" if path else name)
@@ -318,7 +322,9 @@ def _read_records(article: LineArticle) -> None:
     kept = {e["path"]: e for e in entries or [] if not e.get("dropped")}
     aligner = Aligner(text) if text else None
     ways: set[str] = set()
-    for path, record in iter_record_dicts(article.root):
+    # The grounding's name for an answer that is a record: its one path without a field or an index.
+    root = next((p for p in kept if not re.search(r"[.\[]", p)), "record")
+    for path, record in iter_record_dicts(article.root, root=root):
         excerpts = list(record.get("evidence") or [])
         fields = {k: v for k, v in record.items() if k != "evidence"}
         found = kept.get(path)
