@@ -42,7 +42,9 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = structx.Clinet  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["eval", "--help"], ["export", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["extract", "--help"], ["eval", "--help"], ["export", "--help"], ["report", "--help"]]
+)
 def test_help_does_not_import_openai_or_instructor(args: list[str]) -> None:
     # They take most of a second to import; help needs neither.
     script = (

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
     from structx._pricing import LIST_PRICES, estimate_cost, load_prices
     from structx._prompt import build_messages
+    from structx._report._site import ReportSite, write_report
     from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
     from structx._store import RunStore
 
@@ -129,6 +130,7 @@ __all__ = [
     "RecordGrounding",
     "RecordRef",
     "Refusal",
+    "ReportSite",
     "RequestRejected",
     "Result",
     "RunInUse",
@@ -174,6 +176,7 @@ __all__ = [
     "publication_date",
     "read_article",
     "resolve_date",
+    "write_report",
 ]
 
 # Each public name is imported from its module on first use, so that
@@ -251,6 +254,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "structx._pricing": ("LIST_PRICES", "estimate_cost", "load_prices"),
     "structx._prompt": ("build_messages",),
+    "structx._report._site": ("ReportSite", "write_report"),
     "structx._schemas": ("DEFAULT_SCHEMA_REF", "load_schema"),
     "structx._store": ("RunStore",),
 }

@@ -28,7 +28,7 @@ from structx._knowledge._dates import publication_date
 from structx._knowledge._names import article_aliases
 from structx._text import NormalizedText, normalize
 
-__all__ = ["Article", "articles_from", "load_answers", "read_result_lines"]
+__all__ = ["Article", "ArticleTexts", "articles_from", "load_answers", "read_result_lines"]
 
 _JSONL_SOURCE = re.compile(r"^(?P<file>.+):(?P<line>\d+)$")
 
@@ -165,7 +165,7 @@ class Article:
         return occurrences[0]
 
 
-class _TextReader:
+class ArticleTexts:
     """Reads each article once: a file, a line of a JSONL file, or ``<articles>/<id>.*``."""
 
     def __init__(self, articles: Path | None) -> None:
@@ -173,6 +173,7 @@ class _TextReader:
         self._jsonl: dict[Path, list[str]] = {}
 
     def text(self, line: Mapping[str, Any], base: Path | None) -> str | None:
+        """The text of the line's article, looked for relative to the current folder, then to ``base``."""
         source = line.get("source")
         if isinstance(source, str) and source:
             for folder in (None, base):
@@ -235,7 +236,7 @@ def articles_from(items: Iterable[Mapping[str, Any] | Path | str], *, articles: 
     Lines whose status is not ``ok`` are counted and skipped; an article id
     seen twice keeps its first line.
     """
-    reader = _TextReader(articles)
+    reader = ArticleTexts(articles)
     loaded: list[tuple[Mapping[str, Any], Path | None]] = []
     for item in items:
         if isinstance(item, Mapping):
