@@ -27,6 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -180,6 +181,25 @@ class RunStore:
                 return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
             query = "SELECT COUNT(*) FROM results WHERE status = ?"
             return int(self._db.execute(query, (status,)).fetchone()[0])
+
+    def keys(self, status: str | None = None) -> list[str]:
+        """The keys of the finished articles (of those with ``status``, if given)."""
+        with self._lock:
+            if status is None:
+                rows = self._db.execute("SELECT key FROM results").fetchall()
+            else:
+                rows = self._db.execute("SELECT key FROM results WHERE status = ?", (status,)).fetchall()
+        return [str(row[0]) for row in rows]
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The database connection, held for the block: the tables a route keeps beside the results.
+
+        The connection commits each statement on its own; wrap many in
+        ``BEGIN`` and ``COMMIT`` to write them at once.
+        """
+        with self._lock:
+            yield self._db
 
     # -- the response cache (see structx._backend.ResponseCache) ---------------------
 
