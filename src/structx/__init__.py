@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from structx._api import Client, aextract, extract
+    from structx._engine import Answers, Pending, request_digest
     from structx._backend import Endpoint
     from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
     from structx._config import (
@@ -77,6 +78,13 @@ if TYPE_CHECKING:
     from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
     from structx._pricing import LIST_PRICES, estimate_cost, load_prices
     from structx._prompt import build_messages
+    from structx._routes._openai_batch import (
+        MAX_FILE_BYTES,
+        MAX_REQUESTS_PER_FILE,
+        BatchCollectReport,
+        BatchRun,
+        BatchSubmitReport,
+    )
     from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
     from structx._store import RunStore
 
@@ -87,12 +95,18 @@ __all__ = [
     "DEFAULT_SCHEMA_REF",
     "EMBEDDED_MODEL_NAME",
     "LIST_PRICES",
+    "MAX_FILE_BYTES",
+    "MAX_REQUESTS_PER_FILE",
     "AliasGold",
     "Aligner",
     "AlignmentStatus",
+    "Answers",
     "Article",
     "ArticleOutcome",
     "AuthenticationFailed",
+    "BatchCollectReport",
+    "BatchRun",
+    "BatchSubmitReport",
     "BatchSummary",
     "Client",
     "Config",
@@ -123,6 +137,7 @@ __all__ = [
     "MeetingRow",
     "MentionRow",
     "NotAttempted",
+    "Pending",
     "QuotaExceeded",
     "QuoteRow",
     "RateLimited",
@@ -173,6 +188,7 @@ __all__ = [
     "load_schema",
     "publication_date",
     "read_article",
+    "request_digest",
     "resolve_date",
 ]
 
@@ -183,6 +199,7 @@ __all__ = [
 _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._api": ("Client", "aextract", "extract"),
     "structx._backend": ("Endpoint",),
+    "structx._engine": ("Answers", "Pending", "request_digest"),
     "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
     "structx._config": (
         "DEFAULT_LOCAL_MODEL",
@@ -251,6 +268,13 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "structx._pricing": ("LIST_PRICES", "estimate_cost", "load_prices"),
     "structx._prompt": ("build_messages",),
+    "structx._routes._openai_batch": (
+        "MAX_FILE_BYTES",
+        "MAX_REQUESTS_PER_FILE",
+        "BatchCollectReport",
+        "BatchRun",
+        "BatchSubmitReport",
+    ),
     "structx._schemas": ("DEFAULT_SCHEMA_REF", "load_schema"),
     "structx._store": ("RunStore",),
 }

@@ -45,6 +45,7 @@ __all__ = [
     "extract_outcome",
     "iter_batch_articles",
     "resumed_outcome",
+    "stored_line_holds",
 ]
 
 logger = logging.getLogger("structx")
@@ -425,6 +426,22 @@ def resumed_outcome(
     return outcome
 
 
+def stored_line_holds(line: dict[str, Any], ok: bool, policy: GroundingPolicy) -> bool:
+    """Whether a stored line is, as it stands, the line ``policy`` gives (see :func:`_under_policy`).
+
+    True for an error met before grounding, for an answer whose records are
+    all grounded, for one kept whole under ``keep``, and for one whose
+    records ``drop`` removed when the policy is still ``drop``.
+    """
+    if not ok:
+        refused = (line.get("error") or {}).get("type") == GroundingFailed.__name__
+        return not refused or policy is GroundingPolicy.FAIL
+    grounding = line.get("grounding") or {}
+    if any(record.get("dropped") for record in grounding.get("records") or []):
+        return policy is GroundingPolicy.DROP
+    return bool(grounding.get("grounded", True)) or policy is GroundingPolicy.KEEP
+
+
 def _under_policy(
     line: dict[str, Any], ok: bool, item: Article, schema: type[BaseModel], policy: GroundingPolicy
 ) -> ArticleOutcome | None:
@@ -444,14 +461,11 @@ def _under_policy(
         status: Literal["ok", "error"] = "ok" if line["status"] == "ok" else "error"
         return ArticleOutcome(item.id, source, status, resumed=True, stored={**line, "source": source})
 
-    if not ok:
-        refused = (line.get("error") or {}).get("type") == GroundingFailed.__name__
-        return None if refused and policy is not GroundingPolicy.FAIL else resumed(line)
-    grounding = line.get("grounding") or {}
-    if any(record.get("dropped") for record in grounding.get("records") or []):
-        return resumed(line) if policy is GroundingPolicy.DROP else None
-    if grounding.get("grounded", True) or policy is GroundingPolicy.KEEP:
+    if stored_line_holds(line, ok, policy):
         return resumed(line)
+    grounding = line.get("grounding") or {}
+    if not ok or any(record.get("dropped") for record in grounding.get("records") or []):
+        return None
     try:
         value = schema.model_validate(line["records"])
     except (KeyError, ValidationError):

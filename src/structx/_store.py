@@ -182,14 +182,19 @@ class RunStore:
             query = "SELECT COUNT(*) FROM results WHERE status = ?"
             return int(self._db.execute(query, (status,)).fetchone()[0])
 
-    def keys(self, status: str | None = None) -> list[str]:
-        """The keys of the finished articles (of those with ``status``, if given)."""
-        with self._lock:
-            if status is None:
-                rows = self._db.execute("SELECT key FROM results").fetchall()
-            else:
-                rows = self._db.execute("SELECT key FROM results WHERE status = ?", (status,)).fetchall()
-        return [str(row[0]) for row in rows]
+    def lines(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(key, status, line)`` of every finished article, read a page at a time."""
+        last = ""
+        while True:
+            with self._lock:
+                page = self._db.execute(
+                    "SELECT key, status, line FROM results WHERE key > ? ORDER BY key LIMIT 1000", (last,)
+                ).fetchall()
+            if not page:
+                return
+            for key, status, line in page:
+                yield key, status, json.loads(line)
+            last = page[-1][0]
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:

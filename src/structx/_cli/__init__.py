@@ -6,7 +6,16 @@ import signal
 from types import FrameType
 
 # Each command module registers its command on the app when imported.
-from structx._cli import _eval, _export, _extract, _merge  # noqa: F401
+from structx._cli import (  # noqa: F401
+    _batch_collect,
+    _batch_status,
+    _batch_submit,
+    _batch_write,
+    _eval,
+    _export,
+    _extract,
+    _merge,
+)
 from structx._cli._app import app
 
 __all__ = ["app", "main"]

@@ -75,8 +75,8 @@ __all__ = [
     "MAX_REQUESTS_PER_FILE",
     "RUN_DATABASE",
     "BatchRun",
-    "CollectReport",
-    "SubmitReport",
+    "BatchCollectReport",
+    "BatchSubmitReport",
 ]
 
 logger = logging.getLogger("structx")
@@ -98,7 +98,7 @@ Resubmit = Literal["online", "batch"]
 
 
 @dataclass(slots=True)
-class SubmitReport:
+class BatchSubmitReport:
     """What ``submit`` (or ``write``) did."""
 
     #: Articles read from the sources.
@@ -114,7 +114,7 @@ class SubmitReport:
 
 
 @dataclass(slots=True)
-class CollectReport:
+class BatchCollectReport:
     """What ``collect`` did, and what is left."""
 
     #: Request files whose answers were read this time.
@@ -208,7 +208,7 @@ class BatchRun:
         upload: bool = True,
         max_requests: int = MAX_REQUESTS_PER_FILE,
         max_bytes: int = MAX_FILE_BYTES,
-    ) -> SubmitReport:
+    ) -> BatchSubmitReport:
         """Queue the first requests of each article of ``sources`` and write them to request files.
 
         With ``upload`` (``submit``), each file goes through the Files API and
@@ -241,8 +241,8 @@ class BatchRun:
 
     def _queue_articles(
         self, sources: Iterable[Article | InputError | Path | str], client: Client, target: type[BaseModel]
-    ) -> SubmitReport:
-        report = SubmitReport()
+    ) -> BatchSubmitReport:
+        report = BatchSubmitReport()
         endpoint, config = client.endpoint, client.resolved_config
         for item in iter_batch_articles(sources, max_bytes=config.max_article_bytes):
             report.articles += 1
@@ -341,7 +341,7 @@ class BatchRun:
         concurrency: int = 4,
         max_requests: int = MAX_REQUESTS_PER_FILE,
         max_bytes: int = MAX_FILE_BYTES,
-    ) -> CollectReport:
+    ) -> BatchCollectReport:
         """Read the answers of every finished batch (or ``vllm run-batch`` results) and settle the articles.
 
         ``client`` is made with :meth:`config` (and the key); its cache should
@@ -352,7 +352,7 @@ class BatchRun:
         Articles in a batch still running wait for it.
         """
         target = self.schema()
-        report = CollectReport()
+        report = BatchCollectReport()
         if results:
             self._read_results_files(list(results), report)
         else:
@@ -374,7 +374,7 @@ class BatchRun:
             report.files = self._file_queued(client, upload=upload, max_requests=max_requests, max_bytes=max_bytes)
         return report
 
-    def _download_finished(self, client: Client, report: CollectReport) -> None:
+    def _download_finished(self, client: Client, report: BatchCollectReport) -> None:
         known = self.ledger.known_ids()
         for row in self.ledger.files(collected=False):
             if row.batch_id is None:  # written for vllm run-batch: its answers come with --from
@@ -394,7 +394,7 @@ class BatchRun:
                     self._record_lines(data, f"{kind} file {file_id}", known, report)
             self._close_file(row.name, batch.status, report)
 
-    def _read_results_files(self, paths: list[Path], report: CollectReport) -> None:
+    def _read_results_files(self, paths: list[Path], report: BatchCollectReport) -> None:
         known = self.ledger.known_ids()
         for path in paths:
             try:
@@ -405,14 +405,14 @@ class BatchRun:
         for row in self.ledger.files(collected=False):
             self._close_file(row.name, "completed", report)
 
-    def _record_lines(self, data: bytes, where: str, known: set[str], report: CollectReport) -> None:
+    def _record_lines(self, data: bytes, where: str, known: set[str], report: BatchCollectReport) -> None:
         answers, errors, unknown = _parse_results(data, where, known)
         self.ledger.record_answers(answers, errors)
         report.answers += len(answers)
         report.errors += len(errors)
         report.unknown_ids += unknown
 
-    def _close_file(self, name: str, status: str, report: CollectReport) -> None:
+    def _close_file(self, name: str, status: str, report: BatchCollectReport) -> None:
         """The file's batch is over: a request it did not answer is marked so, to be sent again."""
         never = {
             row.custom_id: {"code": f"batch_{status}", "message": f"the batch ended ({status}) without answering it"}
@@ -431,7 +431,7 @@ class BatchRun:
         target: type[BaseModel],
         ready: list[tuple[Article, str]],
         concurrency: int,
-        report: CollectReport,
+        report: BatchCollectReport,
     ) -> None:
         """The online route's batch runner over the ready articles, each request a batch answered not being sent."""
         keys = {article.id: key for article, key in ready}
@@ -461,7 +461,7 @@ class BatchRun:
                 report.unsettled[outcome.id] = outcome.to_json()
 
     def _settle_by_batch(
-        self, client: Client, target: type[BaseModel], ready: list[tuple[Article, str]], report: CollectReport
+        self, client: Client, target: type[BaseModel], ready: list[tuple[Article, str]], report: BatchCollectReport
     ) -> None:
         max_retries = client.resolved_config.max_retries
         for article, key in ready:
@@ -504,7 +504,7 @@ class BatchRun:
 
         A finished article's line is its stored one, under the run's grounding
         policy; ``extra`` gives the lines of articles that ended without one
-        (:attr:`CollectReport.unsettled`). An article still waiting for
+        (:attr:`BatchCollectReport.unsettled`). An article still waiting for
         answers is an :class:`InputError`: collect again first.
         """
         target = self.schema()
