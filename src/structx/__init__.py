@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from structx._api import Client, aextract, extract
-    from structx._engine import Answers, Pending, request_digest
     from structx._backend import Endpoint
     from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
     from structx._config import (
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
         StructuredOutput,
     )
     from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
+    from structx._engine import Answers, Pending, request_digest
     from structx._errors import (
         AuthenticationFailed,
         ConfigError,

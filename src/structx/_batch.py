@@ -492,9 +492,7 @@ async def extract_outcome(
     return ArticleOutcome(item.id, item.source or item.id, "ok", result=result, meta=item.metadata)
 
 
-def check_outcome(
-    item: Article, client: Client, schema: type[BaseModel], answers: Answers
-) -> ArticleOutcome | Pending:
+def check_outcome(item: Article, client: Client, schema: type[BaseModel], answers: Answers) -> ArticleOutcome | Pending:
     """The outcome of one article from the answers at hand, sending nothing (see :meth:`Client.check`).
 
     :class:`Pending` lists the requests whose answers are still needed. Never raises for the article.

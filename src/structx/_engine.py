@@ -100,9 +100,7 @@ class Engine:
         assert isinstance(outcome, Result), "an online extraction sends every request it needs"
         return outcome
 
-    async def aextract(
-        self, article: Article, schema: type[ModelT], answers: Answers | None = None
-    ) -> Result[ModelT]:
+    async def aextract(self, article: Article, schema: type[ModelT], answers: Answers | None = None) -> Result[ModelT]:
         """Async twin of :meth:`extract`."""
         outcome = await self._arun(article, schema, self._asender(answers, online=True))
         assert isinstance(outcome, Result), "an online extraction sends every request it needs"

@@ -74,8 +74,8 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_REQUESTS_PER_FILE",
     "RUN_DATABASE",
-    "BatchRun",
     "BatchCollectReport",
+    "BatchRun",
     "BatchSubmitReport",
 ]
 
