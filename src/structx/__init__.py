@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
     from structx._config import (
         DEFAULT_LOCAL_MODEL,
+        MAX_FILE_BYTES,
+        MAX_REQUESTS_PER_FILE,
         Config,
         ExtractionFormat,
         GroundingPolicy,
@@ -78,13 +80,7 @@ if TYPE_CHECKING:
     from structx._models import AlignmentStatus, Article, EvidenceSpan, GroundingReport, RecordGrounding, Result, Usage
     from structx._pricing import LIST_PRICES, estimate_cost, load_prices
     from structx._prompt import build_messages
-    from structx._routes._openai_batch import (
-        MAX_FILE_BYTES,
-        MAX_REQUESTS_PER_FILE,
-        BatchCollectReport,
-        BatchRun,
-        BatchSubmitReport,
-    )
+    from structx._routes._openai_batch import BatchCollectReport, BatchRun, BatchSubmitReport
     from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
     from structx._store import RunStore
 
@@ -203,6 +199,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
     "structx._config": (
         "DEFAULT_LOCAL_MODEL",
+        "MAX_FILE_BYTES",
+        "MAX_REQUESTS_PER_FILE",
         "Config",
         "ExtractionFormat",
         "GroundingPolicy",
@@ -268,13 +266,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "structx._pricing": ("LIST_PRICES", "estimate_cost", "load_prices"),
     "structx._prompt": ("build_messages",),
-    "structx._routes._openai_batch": (
-        "MAX_FILE_BYTES",
-        "MAX_REQUESTS_PER_FILE",
-        "BatchCollectReport",
-        "BatchRun",
-        "BatchSubmitReport",
-    ),
+    "structx._routes._openai_batch": ("BatchCollectReport", "BatchRun", "BatchSubmitReport"),
     "structx._schemas": ("DEFAULT_SCHEMA_REF", "load_schema"),
     "structx._store": ("RunStore",),
 }

@@ -50,7 +50,7 @@ from pydantic import BaseModel
 
 from structx._api import Client
 from structx._batch import ArticleOutcome, aextract_many, check_outcome, iter_batch_articles, resumed_outcome
-from structx._config import Config
+from structx._config import MAX_FILE_BYTES, MAX_REQUESTS_PER_FILE, Config
 from structx._engine import Answers, Pending, request_digest
 from structx._errors import (
     AuthenticationFailed,
@@ -71,8 +71,6 @@ from structx._store import INPUT_FIELDS, KEY_FIELDS, REAPPLIED_FIELDS, RunStore,
 __all__ = [
     "BATCH_ENDPOINT",
     "COMPLETION_WINDOW",
-    "MAX_FILE_BYTES",
-    "MAX_REQUESTS_PER_FILE",
     "RUN_DATABASE",
     "BatchCollectReport",
     "BatchRun",
@@ -83,9 +81,6 @@ logger = logging.getLogger("structx")
 
 #: The run database in the run folder: the one ``structx extract --out FOLDER/results.jsonl`` keeps.
 RUN_DATABASE = "results.jsonl.structx.sqlite"
-#: The Batch API's limits on one input file.
-MAX_REQUESTS_PER_FILE = 50_000
-MAX_FILE_BYTES = 200 * 1024 * 1024
 BATCH_ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"
 #: Batch statuses after which nothing more will be answered.
