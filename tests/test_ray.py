@@ -99,6 +99,23 @@ def test_500_rows_in_500_rows_out_with_faults_on_some(reliability: Reliability) 
     assert blank["status"] == "error" and "no article text" in blank["error_message"]
 
 
+def test_the_extractor_is_a_map_batches_stage_with_numpy_batches() -> None:
+    text = seed_article(FAULT_ARTICLE).text
+    rows = [{"id": f"m{n}", "text": f"{text}\nItem {n}.", "metadata": {"desk": "iraq"}, "page": n} for n in range(20)]
+    with ScriptedServer(respond=_respond) as server:
+        config = scripted_config(base_url=server.base_url)
+        out = (
+            ray.data.from_items(rows)
+            .map_batches(structx.ray.Extractor, fn_constructor_kwargs={"config": config},
+                         compute=ray.data.ActorPoolStrategy(size=1), batch_size=8)  # the default, numpy batches
+            .take_all()
+        )  # fmt: skip
+    assert sorted(row["id"] for row in out) == sorted(row["id"] for row in rows)
+    assert {row["status"] for row in out} == {"ok"}
+    line = json.loads(next(row for row in out if row["id"] == "m7")["line"])
+    assert line["meta"] == {"desk": "iraq", "page": 7}
+
+
 def test_the_ray_route_resumes_from_the_run_database(tmp_path: Path) -> None:
     rows = _fault_rows(60)[10:]  # no blank rows
     with ScriptedServer(respond=_respond) as server, structx.RunStore(tmp_path / "run.sqlite") as store:

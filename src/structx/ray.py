@@ -222,8 +222,10 @@ def _rows(batch: Any) -> list[dict[str, Any]]:
     """A batch as Ray hands it (a pyarrow Table, a dict of columns, a pandas DataFrame) as a list of rows."""
     if isinstance(batch, pa.Table):
         return list(batch.to_pylist())
-    if isinstance(batch, Mapping):
-        columns = {name: list(values) for name, values in batch.items()}
+    if isinstance(batch, Mapping):  # numpy arrays: tolist() gives Python values, as a JSONL line has them
+        columns = {
+            name: values.tolist() if hasattr(values, "tolist") else list(values) for name, values in batch.items()
+        }
         count = len(next(iter(columns.values()), []))
         return [{name: values[index] for name, values in columns.items()} for index in range(count)]
     return list(batch.to_dict("records"))
