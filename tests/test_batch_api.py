@@ -366,3 +366,30 @@ def test_from_a_missing_results_file_is_one_line_and_exit_2(tmp_path: Path) -> N
         result.exit_code == 2
         and result.stderr.strip() == f"structx: error: --from {tmp_path}/nowhere.jsonl: no such file"
     )
+
+
+# -- the recorded exchange -------------------------------------------------------------------
+
+
+def test_the_recorded_batch_run_replays_with_the_same_requests(tmp_path: Path) -> None:
+    """The cassette (python -m tests.record_cassettes batch): any change to a request fails the replay."""
+    import structx
+    from tests.cassettes import (
+        BATCH_CASSETTE,
+        BATCH_RUN_ANSWERED,
+        RECORDING_API_KEY,
+        batch_cassette_vcr,
+        scripted_config,
+    )
+
+    with batch_cassette_vcr("none").use_cassette(BATCH_CASSETTE) as cassette, structx.BatchRun(tmp_path) as run:
+        run.submit([str(path) for path in seed_paths()], scripted_config(), "structx_schemas:ArticleExtraction")
+        with structx.Client(run.config(api_key=RECORDING_API_KEY), cache=run.store, probe=False) as client:
+            run.status(client)
+            report = run.collect(client)
+            lines = list(run.lines(client, report.unsettled))
+        assert cassette.all_played
+    assert (report.answers, report.errors) == (BATCH_RUN_ANSWERED, len(STEMS) - BATCH_RUN_ANSWERED)
+    assert [line["id"] for line in lines] == STEMS
+    for line in lines:
+        assert line["status"] == "ok" and line["records"] == seed_answer(line["id"]).model_dump(mode="json")
