@@ -275,6 +275,16 @@ def test_collect_waits_for_a_running_batch_and_writes_nothing(tmp_path: Path, re
     assert late.exit_code == 0 and [line["status"] for line in lines] == ["ok"] * 5
 
 
+def test_collect_wait_polls_until_the_batch_has_finished(tmp_path: Path) -> None:
+    with BatchServer(respond=gold_by_article(), batches=[BatchEnd(polls=2)]) as server:
+        _submit(server, tmp_path)
+        result = _collect(tmp_path, "--wait", "--poll-seconds", 0)
+        polls = [r for r in server.requests if r.path == "/v1/batches/batch_0001"]
+    assert result.exit_code == 0, result.output
+    assert len(polls) == 3 and "wait for answers from batch_0001 (in_progress)" in result.stderr
+    assert [line["status"] for line in read_lines(tmp_path / "results.jsonl")] == ["ok"] * 5
+
+
 # -- resuming across routes ----------------------------------------------------------------
 
 

@@ -63,7 +63,7 @@ def collect(
     concurrency: Annotated[int, typer.Option(help="Articles re-asked online at the same time.", min=1)] = 4,
     wait: Annotated[bool, typer.Option(help="Wait for running batches instead of exiting 3.")] = False,
     poll_seconds: Annotated[float, typer.Option(help="Seconds between status checks with --wait.", min=0.0)] = 60.0,
-    force: Annotated[bool, typer.Option(help="Overwrite --out even when no structx run wrote it.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --out outside the run folder.")] = False,
     api_key: ApiKeyOption = None,
     api_key_env: ApiKeyEnvOption = None,
     header: HeaderOption = None,
