@@ -62,6 +62,39 @@ def cassette_vcr(record_mode: str = "none") -> vcr.VCR:
     )
 
 
+def _form_body(request: Any) -> Any:
+    """A multipart body as its fields (the boundary is random per request), any other body as it is."""
+    content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "")
+    if not content_type.startswith("multipart/"):
+        return request.body
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    raw = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    return sorted(
+        (str(part.get_param("name", header="content-disposition")), part.get_filename(), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    )
+
+
+def _same_body(recorded: Any, played: Any) -> None:
+    assert _form_body(recorded) == _form_body(played)
+
+
+def batch_cassette_vcr(record_mode: str = "none") -> vcr.VCR:
+    """As :func:`cassette_vcr`, with uploads (multipart, a random boundary each time) matched by their fields."""
+    recorder = cassette_vcr(record_mode)
+    recorder.register_matcher("form_body", _same_body)
+    recorder.match_on = ("method", "scheme", "host", "port", "path", "query", "form_body")
+    return recorder
+
+
+#: The seeds through the Batch API route: submit, status, collect, the batch expiring after 3 answers.
+BATCH_CASSETTE = "scripted/batch_api_seeds.yaml"
+BATCH_RUN_ANSWERED = 3
+
+
 def seed_paths() -> list[Path]:
     return sorted(SEEDS.glob("*.txt"))
 

@@ -1,7 +1,8 @@
 """Re-record the cassettes under ``cassettes/``.
 
     python -m tests.record_cassettes            # everything
-    python -m tests.record_cassettes scripted   # the scripted server only (seconds)
+    python -m tests.record_cassettes scripted   # the scripted server only (seconds), the batch one included
+    python -m tests.record_cassettes batch      # the Batch API route's cassette only (seconds)
     python -m tests.record_cassettes llama      # the real llama.cpp server (minutes; needs structx[local])
     python -m tests.record_cassettes llama --seed 001_c222d2c9a2cf11cb   # one seed's recording again
 
@@ -24,12 +25,16 @@ from importlib.metadata import version
 
 import structx
 from structx._local import LOCAL_MODELS
-from structx.testing import Reply, ScriptedServer
+from structx.testing import BatchEnd, BatchServer, Reply, ScriptedServer
 from tests.cassettes import (
+    BATCH_CASSETTE,
+    BATCH_RUN_ANSWERED,
     CASSETTES,
     FAULT_ARTICLE,
     LLAMA_PORT,
+    RECORDING_API_KEY,
     SCRIPTED_BASE_URL,
+    batch_cassette_vcr,
     cassette_vcr,
     fault_scenarios,
     grounding_scenarios,
@@ -88,6 +93,42 @@ def record_scripted(provenance: dict[str, dict[str, str]]) -> None:
         print(f"{scenario.cassette}: {outcome}")
         what = f"prompt injection: {scenario.name} ({outcome}); the fault seed plus tests.cassettes.INJECTIONS"
         provenance[scenario.cassette] = {**source, "what": what}
+
+
+def record_batch(provenance: dict[str, dict[str, str]]) -> None:
+    """The seeds through the Batch API route against BatchServer; the batch expires after 3 answers."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.routes import gold_by_article
+
+    (CASSETTES / BATCH_CASSETTE).unlink(missing_ok=True)
+    ends = [BatchEnd("expired", answered=BATCH_RUN_ANSWERED)]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        BatchServer(respond=gold_by_article(), batches=ends, port=SCRIPTED_PORT),
+        batch_cassette_vcr("all").use_cassette(BATCH_CASSETTE),
+        structx.BatchRun(Path(tmp)) as run,
+    ):
+        run.submit([str(path) for path in seed_paths()], scripted_config(), "structx_schemas:ArticleExtraction")
+        with structx.Client(run.config(api_key=RECORDING_API_KEY), cache=run.store, probe=False) as client:
+            run.status(client)
+            report = run.collect(client)
+            lines = list(run.lines(client, report.unsettled))
+    ok = sum(line["status"] == "ok" for line in lines)
+    outcome = (
+        f"{ok} of {len(lines)} ok; {report.answers} answered in the batch, {report.errors} expired and sent online"
+    )
+    print(f"{BATCH_CASSETTE}: {outcome}")
+    provenance[BATCH_CASSETTE] = {
+        "server": "structx.testing.BatchServer: ScriptedServer (scripted, not a model) plus the Files and Batches "
+        "APIs, on 127.0.0.1",
+        "model": "scripted-model: the gold answer for each seed (eval/gold/), chosen by the article in the request",
+        "date": dt.date.today().isoformat(),
+        "command": "python -m tests.record_cassettes batch",
+        "what": f"the seeds through structx.BatchRun submit, status, collect; the batch expires after "
+        f"{BATCH_RUN_ANSWERED} answers ({outcome})",
+    }
 
 
 def record_llama(provenance: dict[str, dict[str, str]], stems: list[str] | None = None) -> None:
@@ -166,6 +207,11 @@ Two sources:
   the gold answers about the seeds (`eval/gold/`), the fault cases (429 with
   Retry-After, 5xx, 4xx, truncation, refusal, invalid JSON then valid) and the
   grounding cases (an altered excerpt and an invented name, re-asked).
+  `scripted/batch_api_seeds.yaml` is the Batch API route against
+  `structx.testing.BatchServer` (the scripted server plus the Files and
+  Batches APIs): the seeds uploaded as one batch that expires after three
+  answers, the other two sent online; uploads are matched by their form
+  fields, since their multipart boundary changes every time.
   These are labelled scripted: no model produced them.
 
 Secrets are scrubbed before a cassette is written (Authorization, api-key,
@@ -186,7 +232,7 @@ says where the model is assembled).
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", choices=["all", "scripted", "llama"], default="all")
+    parser.add_argument("which", nargs="?", choices=["all", "scripted", "batch", "llama"], default="all")
     parser.add_argument("--seed", action="append", metavar="ID", help="record only this seed (llama; repeatable)")
     args = parser.parse_args(argv)
     provenance: dict[str, dict[str, str]] = (
@@ -194,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.which in ("all", "scripted"):
         record_scripted(provenance)
+    if args.which in ("all", "scripted", "batch"):
+        record_batch(provenance)
     if args.which in ("all", "llama"):
         record_llama(provenance, args.seed)
     save(provenance)

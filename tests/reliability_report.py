@@ -26,6 +26,8 @@ REPORT = ROOT / "RELIABILITY.md"
 MODULES = [
     "tests/test_extract_scripted.py",
     "tests/test_batch.py",
+    "tests/test_batch_api.py",
+    "tests/test_ray.py",
     "tests/test_interrupts.py",
     "tests/test_runs.py",
     "tests/test_hostile_inputs.py",

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from structx._batch import ArticleOutcome, BatchSummary, aextract_many, extract_many, iter_batch_articles
     from structx._config import (
         DEFAULT_LOCAL_MODEL,
+        MAX_FILE_BYTES,
+        MAX_REQUESTS_PER_FILE,
         Config,
         ExtractionFormat,
         GroundingPolicy,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
         StructuredOutput,
     )
     from structx._documents import count_articles, html_to_text, iter_article_files, iter_articles, read_article
+    from structx._engine import Answers, Pending, request_digest
     from structx._errors import (
         AuthenticationFailed,
         ConfigError,
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
     from structx._pricing import LIST_PRICES, estimate_cost, load_prices
     from structx._prompt import build_messages
     from structx._report._site import ReportSite, write_report
+    from structx._routes._openai_batch import BatchCollectReport, BatchRun, BatchSubmitReport
     from structx._schemas import DEFAULT_SCHEMA_REF, load_schema
     from structx._store import RunStore
 
@@ -88,12 +92,18 @@ __all__ = [
     "DEFAULT_SCHEMA_REF",
     "EMBEDDED_MODEL_NAME",
     "LIST_PRICES",
+    "MAX_FILE_BYTES",
+    "MAX_REQUESTS_PER_FILE",
     "AliasGold",
     "Aligner",
     "AlignmentStatus",
+    "Answers",
     "Article",
     "ArticleOutcome",
     "AuthenticationFailed",
+    "BatchCollectReport",
+    "BatchRun",
+    "BatchSubmitReport",
     "BatchSummary",
     "Client",
     "Config",
@@ -124,6 +134,7 @@ __all__ = [
     "MeetingRow",
     "MentionRow",
     "NotAttempted",
+    "Pending",
     "QuotaExceeded",
     "QuoteRow",
     "RateLimited",
@@ -175,6 +186,7 @@ __all__ = [
     "load_schema",
     "publication_date",
     "read_article",
+    "request_digest",
     "resolve_date",
     "write_report",
 ]
@@ -186,9 +198,12 @@ __all__ = [
 _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._api": ("Client", "aextract", "extract"),
     "structx._backend": ("Endpoint",),
+    "structx._engine": ("Answers", "Pending", "request_digest"),
     "structx._batch": ("ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"),
     "structx._config": (
         "DEFAULT_LOCAL_MODEL",
+        "MAX_FILE_BYTES",
+        "MAX_REQUESTS_PER_FILE",
         "Config",
         "ExtractionFormat",
         "GroundingPolicy",
@@ -255,6 +270,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "structx._pricing": ("LIST_PRICES", "estimate_cost", "load_prices"),
     "structx._prompt": ("build_messages",),
     "structx._report._site": ("ReportSite", "write_report"),
+    "structx._routes._openai_batch": ("BatchCollectReport", "BatchRun", "BatchSubmitReport"),
     "structx._schemas": ("DEFAULT_SCHEMA_REF", "load_schema"),
     "structx._store": ("RunStore",),
 }

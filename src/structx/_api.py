@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from openai import OpenAI
 from pydantic import BaseModel
 
 from structx._backend import Backend, Endpoint, ResponseCache
 from structx._config import Config
 from structx._documents import check_article
-from structx._engine import Engine
+from structx._engine import Answers, Engine, Pending
 from structx._errors import ConfigError
 from structx._local import EMBEDDED_PARALLEL, LOCAL_MODELS, EmbeddedServer, slot_context
 from structx._models import Article, Result
@@ -25,6 +27,7 @@ from structx_schemas import ArticleExtraction
 __all__ = ["Client", "aextract", "extract"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 
 #: The embedded model's token budget per call when ``max_tokens`` is None.
 EMBEDDED_MAX_TOKENS = 2048
@@ -44,10 +47,13 @@ class Client:
     Use the async methods from one event loop per client.
     """
 
-    def __init__(self, config: Config | None = None, *, cache: ResponseCache | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, cache: ResponseCache | None = None, probe: bool = True) -> None:
         self.config = config if config is not None else Config.from_env()
         #: Where completions are remembered by request (a :class:`RunStore`, say); None for no cache.
         self.cache = cache
+        #: Whether resolving the endpoint may ask ``GET /models``; without it, an unknown server is taken
+        #: for a generic one (for request files another program runs, such as ``vllm run-batch``).
+        self.probe = probe
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._backend: Backend | None = None
@@ -81,27 +87,53 @@ class Client:
         """
         return EMBEDDED_PARALLEL if self.config.uses_embedded_model else None
 
-    def extract(self, article: Article | str, schema: type[ModelT] | str = ArticleExtraction) -> Result[ModelT]:  # type: ignore[assignment]
+    def extract(
+        self,
+        article: Article | str,
+        schema: type[ModelT] | str = ArticleExtraction,  # type: ignore[assignment]
+        *,
+        answers: Answers | None = None,
+    ) -> Result[ModelT]:
         """Fill ``schema`` from one article with one model call (plus re-asks).
 
         ``article`` is the article's text, or an :class:`Article`; never a
         path (read files with :func:`read_article`). Blank text, or text over
         ``config.max_article_bytes``, is an :class:`InputError` before any
-        request.
+        request. ``answers`` holds answers received another way (a batch
+        file): a request they answer is not sent.
         """
         target = load_schema(schema)  # a bad schema fails before the endpoint is contacted
-        return self._get_engine().extract(self._checked(article), target)  # type: ignore[arg-type]
+        return self._get_engine().extract(self._checked(article), target, answers)  # type: ignore[arg-type]
 
     async def aextract(
         self,
         article: Article | str,
         schema: type[ModelT] | str = ArticleExtraction,  # type: ignore[assignment]
+        *,
+        answers: Answers | None = None,
     ) -> Result[ModelT]:
         """Async twin of :meth:`extract`."""
         target = load_schema(schema)
         checked = self._checked(article)
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
-        return await engine.aextract(checked, target)  # type: ignore[arg-type]
+        return await engine.aextract(checked, target, answers)  # type: ignore[arg-type]
+
+    def check(self, article: Article, schema: type[ModelT], answers: Answers) -> Result[ModelT] | Pending:
+        """The outcome of ``article`` from answers at hand, sending nothing: see :meth:`Engine.check`.
+
+        A :class:`Pending` verdict lists the request bodies still to send.
+        Resolving the endpoint may ask ``GET /models`` unless ``probe`` is off.
+        """
+        return self._get_engine().check(self._checked(article), load_schema(schema), answers)  # type: ignore[arg-type]
+
+    def call_api(self, send: Callable[[OpenAI], T]) -> T:
+        """``send(openai_client)`` against the endpoint with structx's transport retries and errors.
+
+        The Files and Batches APIs of a batch run go through here.
+        """
+        self._get_engine()
+        assert self._backend is not None
+        return self._backend.call(send)
 
     def _checked(self, article: Article | str) -> Article:
         """The article to extract, refused before any request when it cannot be sent."""
@@ -172,7 +204,7 @@ class Client:
             base_url = self._server.start()
             embedded_model = self._server.model_name
         self._backend = Backend(config, base_url=base_url, cache=self.cache)
-        endpoint = self._backend.resolve(embedded_model=embedded_model)
+        endpoint = self._backend.resolve(embedded_model=embedded_model, probe=self.probe)
         return Engine(self._backend, endpoint, config)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -70,6 +70,8 @@ __all__ = [
     "halting",
     "request_log",
 ]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("structx")
 #: Each HTTP request and response as a JSON line, keys scrubbed, at DEBUG level
@@ -457,6 +459,21 @@ class Backend:
         completion = ChatCompletion.model_validate_json(body)
         completion.usage = None  # its tokens were paid for by the run that cached it
         return completion
+
+    def cached(self, tally: CallTally, kwargs: dict[str, Any]) -> ChatCompletion | None:
+        """The response cache's answer to this exact request, if any (nothing is sent)."""
+        return self._cached(self._cache_key(kwargs), tally)
+
+    def remember(self, tally: CallTally, kwargs: dict[str, Any], completion: ChatCompletion) -> None:
+        """Cache ``completion``, received for ``kwargs`` by another route, once the extraction succeeds."""
+        self._remember(self._cache_key(kwargs), completion, tally)
+
+    def call(self, send: Callable[[OpenAI], T]) -> T:
+        """``send(client)`` with the endpoint's client and the transport retries; failures become structx errors.
+
+        For the endpoint's other APIs (the Files and Batches APIs of a batch run).
+        """
+        return cast(T, self._with_retries(CallTally(), lambda: send(self._sync)))
 
     def _remember(self, key: str | None, completion: ChatCompletion, tally: CallTally) -> None:
         if key is not None:

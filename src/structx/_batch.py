@@ -10,7 +10,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from structx._api import Client
 from structx._backend import Halt, halting
 from structx._config import MAX_ARTICLE_BYTES, GroundingPolicy
 from structx._documents import iter_articles
+from structx._engine import Answers, Pending
 from structx._errors import (
     ConfigError,
     ExtractionError,
@@ -35,7 +36,17 @@ from structx._models import Article, Result, Usage
 from structx._schemas import load_schema
 from structx._store import RunStore, result_key
 
-__all__ = ["ArticleOutcome", "BatchSummary", "aextract_many", "extract_many", "iter_batch_articles"]
+__all__ = [
+    "ArticleOutcome",
+    "BatchSummary",
+    "aextract_many",
+    "check_outcome",
+    "extract_many",
+    "extract_outcome",
+    "iter_batch_articles",
+    "resumed_outcome",
+    "stored_line_holds",
+]
 
 logger = logging.getLogger("structx")
 
@@ -157,6 +168,7 @@ async def aextract_many(
     redo: Literal["failed", "all"] | None = None,
     stop: asyncio.Event | None = None,
     cancel: asyncio.Event | None = None,
+    answers: Callable[[Article], Answers | None] | None = None,
 ) -> AsyncIterator[ArticleOutcome]:
     """Extract many articles, at most ``concurrency`` at a time; outcomes come as they finish.
 
@@ -196,6 +208,10 @@ async def aextract_many(
     :class:`Interrupted`. Once ``cancel`` is set, requests in flight are
     abandoned too and their articles end as :class:`Interrupted`. Interrupted
     articles are not stored: a later run with the same store extracts them.
+
+    ``answers``, when given, returns for an article the answers already
+    received for its requests another way (a batch file's): those requests
+    are not sent again.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
@@ -220,7 +236,7 @@ async def aextract_many(
         if fatal is not None or halt.stopped:
             return
         for item in itertools.islice(items, concurrency - len(running)):
-            task = _extract_one(item, client, schema, store, redo)
+            task = _extract_one(item, client, schema, store, redo, answers)
             running.add(loop.create_task(task, context=context.copy()))  # a copy each: tasks set variables
 
     refill()
@@ -352,15 +368,17 @@ async def _extract_one(
     schema: type[BaseModel],
     store: RunStore | None,
     redo: Literal["failed", "all"] | None,
+    answers: Callable[[Article], Answers | None] | None,
 ) -> ArticleOutcome:
     if isinstance(item, InputError):  # read again on every run: never stored
         return ArticleOutcome.failed(item, item)
+    given = answers(item) if answers is not None else None
     if store is None:
-        return await _extract(item, client, schema)
+        return await extract_outcome(item, client, schema, given)
     key = result_key(item, schema, client.endpoint, client.resolved_config)
-    if (resumed := _resumed(store, key, item, client, schema, redo)) is not None:
+    if (resumed := resumed_outcome(store, key, item, client, schema, redo)) is not None:
         return resumed
-    outcome = await _extract(item, client, schema)
+    outcome = await extract_outcome(item, client, schema, given)
     # Unfinished (interrupted), or stopped by an error about the endpoint, the key or the
     # account rather than the article (a wrong key, say): the next run does it again.
     if not isinstance(outcome.error, Interrupted) and not (outcome.error and is_fatal_for_batch(outcome.error)):
@@ -384,13 +402,13 @@ def _without_request(
         return ArticleOutcome.failed(item, item)
     if store is not None:
         key = result_key(item, schema, client.endpoint, client.resolved_config)
-        if (resumed := _resumed(store, key, item, client, schema, redo)) is not None:
+        if (resumed := resumed_outcome(store, key, item, client, schema, redo)) is not None:
             return resumed
     assert isinstance(fatal.error, ExtractionError)
     return ArticleOutcome.failed(item, NotAttempted(fatal.error, fatal.id))
 
 
-def _resumed(
+def resumed_outcome(
     store: RunStore,
     key: str,
     item: Article,
@@ -406,6 +424,22 @@ def _resumed(
     if outcome is None or (redo == "failed" and outcome.status == "error"):
         return None
     return outcome
+
+
+def stored_line_holds(line: dict[str, Any], ok: bool, policy: GroundingPolicy) -> bool:
+    """Whether a stored line is, as it stands, the line ``policy`` gives (see :func:`_under_policy`).
+
+    True for an error met before grounding, for an answer whose records are
+    all grounded, for one kept whole under ``keep``, and for one whose
+    records ``drop`` removed when the policy is still ``drop``.
+    """
+    if not ok:
+        refused = (line.get("error") or {}).get("type") == GroundingFailed.__name__
+        return not refused or policy is GroundingPolicy.FAIL
+    grounding = line.get("grounding") or {}
+    if any(record.get("dropped") for record in grounding.get("records") or []):
+        return policy is GroundingPolicy.DROP
+    return bool(grounding.get("grounded", True)) or policy is GroundingPolicy.KEEP
 
 
 def _under_policy(
@@ -427,14 +461,11 @@ def _under_policy(
         status: Literal["ok", "error"] = "ok" if line["status"] == "ok" else "error"
         return ArticleOutcome(item.id, source, status, resumed=True, stored={**line, "source": source})
 
-    if not ok:
-        refused = (line.get("error") or {}).get("type") == GroundingFailed.__name__
-        return None if refused and policy is not GroundingPolicy.FAIL else resumed(line)
-    grounding = line.get("grounding") or {}
-    if any(record.get("dropped") for record in grounding.get("records") or []):
-        return resumed(line) if policy is GroundingPolicy.DROP else None
-    if grounding.get("grounded", True) or policy is GroundingPolicy.KEEP:
+    if stored_line_holds(line, ok, policy):
         return resumed(line)
+    grounding = line.get("grounding") or {}
+    if not ok or any(record.get("dropped") for record in grounding.get("records") or []):
+        return None
     try:
         value = schema.model_validate(line["records"])
     except (KeyError, ValidationError):
@@ -450,16 +481,36 @@ def _under_policy(
     return resumed({**line, "records": value.model_dump(mode="json"), "grounding": report.to_dict()})
 
 
-async def _extract(item: Article, client: Client, schema: type[BaseModel]) -> ArticleOutcome:
+async def extract_outcome(
+    item: Article, client: Client, schema: type[BaseModel], answers: Answers | None = None
+) -> ArticleOutcome:
+    """The outcome of one article, online: a result, or the error it met; never raises for the article."""
     try:
-        result = await client.aextract(item, schema)
-    except (InputError, ExtractionError) as exc:
-        return ArticleOutcome.failed(item, exc)
-    except Exception as exc:  # a bug must not take down the batch either
+        result = await client.aextract(item, schema, answers=answers)
+    except Exception as exc:
+        return _failure(item, exc)
+    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result, meta=item.metadata)
+
+
+def check_outcome(item: Article, client: Client, schema: type[BaseModel], answers: Answers) -> ArticleOutcome | Pending:
+    """The outcome of one article from the answers at hand, sending nothing (see :meth:`Client.check`).
+
+    :class:`Pending` lists the requests whose answers are still needed. Never raises for the article.
+    """
+    try:
+        verdict = client.check(item, schema, answers)
+    except Exception as exc:
+        return _failure(item, exc)
+    if isinstance(verdict, Pending):
+        return verdict
+    return ArticleOutcome(item.id, item.source or item.id, "ok", result=verdict, meta=item.metadata)
+
+
+def _failure(item: Article, exc: Exception) -> ArticleOutcome:
+    if not isinstance(exc, InputError | ExtractionError):  # a bug must not take down the batch either
         logger.error("unexpected %s on %s: %s", type(exc).__name__, item.source or item.id, exc)
         logger.debug("traceback", exc_info=exc)
-        return ArticleOutcome.failed(item, exc)
-    return ArticleOutcome(item.id, item.source or item.id, "ok", result=result, meta=item.metadata)
+    return ArticleOutcome.failed(item, exc)
 
 
 def _message(error: Exception) -> str:

@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "DEFAULT_OPENAI_MODEL",
     "MAX_ARTICLE_BYTES",
+    "MAX_FILE_BYTES",
+    "MAX_REQUESTS_PER_FILE",
     "OPENAI_BASE_URL",
     "Config",
     "ExtractionFormat",
@@ -32,6 +34,9 @@ API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 #: The default size limit of one article (UTF-8 bytes), whatever route it comes by.
 MAX_ARTICLE_BYTES = 2_000_000
+#: The Batch API's limits on one input file: requests, and bytes (OpenAI's: 50,000 and 200 MB).
+MAX_REQUESTS_PER_FILE = 50_000
+MAX_FILE_BYTES = 200 * 1024 * 1024
 #: Where the embedded models are assembled, instead of ``$XDG_CACHE_HOME/structx/models``.
 MODEL_DIR_ENV = "STRUCTX_MODEL_DIR"
 

@@ -16,11 +16,13 @@ left are not spent.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -51,7 +53,7 @@ from structx._grounding import apply_grounding_policy
 from structx._models import Article, Result
 from structx._schemas import without_async_validators
 
-__all__ = ["Engine"]
+__all__ = ["Answers", "Engine", "Pending", "request_digest"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -92,80 +94,159 @@ class Engine:
     def config(self) -> Config:
         return self._config
 
-    def extract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
+    def extract(self, article: Article, schema: type[ModelT], answers: Answers | None = None) -> Result[ModelT]:
+        """Fill ``schema`` from ``article``, sending each request the ``answers`` do not hold to the endpoint."""
+        outcome = self._run(article, schema, self._sender(answers, online=True))
+        assert isinstance(outcome, Result), "an online extraction sends every request it needs"
+        return outcome
+
+    async def aextract(self, article: Article, schema: type[ModelT], answers: Answers | None = None) -> Result[ModelT]:
+        """Async twin of :meth:`extract`."""
+        outcome = await self._arun(article, schema, self._asender(answers, online=True))
+        assert isinstance(outcome, Result), "an online extraction sends every request it needs"
+        return outcome
+
+    def check(self, article: Article, schema: type[ModelT], answers: Answers) -> Result[ModelT] | Pending:
+        """The answer checker: the outcome of ``article`` from ``answers`` (and the response cache) alone.
+
+        Every answer goes through what :meth:`extract` does with it
+        (validation, truncation salvage, refusal, the format's feedback,
+        grounding). A request whose answer is not at hand is not sent: the
+        verdict is then :class:`Pending`, listing the bodies to send (first
+        requests, and re-asks built from the answers so far); once their
+        answers are added, ``check`` goes on from there. Failures raise as
+        in :meth:`extract`.
+        """
+        return self._run(article, schema, self._sender(answers, online=False))
+
+    def request_bodies(self, article: Article, schema: type[BaseModel]) -> list[dict[str, Any]]:
+        """The request builder: the body of the first request of each call for each chunk of ``article``.
+
+        Exactly what :meth:`extract` sends first. The ``excerpts`` format
+        makes one call per chunk; ``cited`` one per record type. Built by the
+        same steps as a real request (instructor's preparation, the endpoint's
+        dialect); nothing is sent and the response cache is not read.
+        """
+
+        def capture(tally: CallTally, body: dict[str, Any]) -> ChatCompletion:
+            raise _Pending(body)
+
+        outcome = self._run(article, schema, capture)
+        return list(outcome.bodies) if isinstance(outcome, Pending) else []
+
+    # -- shared by the sync and async paths ------------------------------------
+
+    def _run(self, article: Article, schema: type[ModelT], send: _Send) -> Result[ModelT] | Pending:
+        """Each call of each chunk's plan through instructor, its requests answered by ``send``."""
         tally = CallTally()
         started = time.perf_counter()
-
         current: list[Call] = []
 
         def create(**kwargs: Any) -> ChatCompletion:
-            completion = self._backend.create(tally, self._adapt(kwargs))
-            return self._check(completion, tally, current[-1])
+            return self._check(send(tally, self._adapt(kwargs)), tally, current[-1])
 
         patched: Callable[..., BaseModel] = instructor.patch(create=create, mode=self._instructor_mode)
         values: list[ModelT] = []
+        pending: list[dict[str, Any]] = []
         for chunk in self._chunks(article):
             try:
                 plan = self._plan(chunk, schema, article)
                 answers = []
                 for call in plan.calls:
                     current.append(call)
-                    with _grounding_check(plan, call, tally, self._config.max_reasks):
-                        answers.append(patched(**self._request(call)))
-                values.append(cast(ModelT, plan.assemble(answers)))
+                    try:
+                        with _grounding_check(plan, call, tally, self._config.max_reasks):
+                            answers.append(patched(**self._request(call)))
+                    except Exception as exc:
+                        if not _held_back(exc, pending):
+                            raise
+                if not pending:
+                    values.append(cast(ModelT, plan.assemble(answers)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
+                if pending:
+                    break  # decided once the calls before it are answered; the calls after it would not be made
                 self._raise_failure(exc, tally)
+        if pending:
+            return Pending(tuple(pending))
         return self._result(values, schema, article, tally, started)
 
-    async def aextract(self, article: Article, schema: type[ModelT]) -> Result[ModelT]:
+    async def _arun(self, article: Article, schema: type[ModelT], send: _AsyncSend) -> Result[ModelT] | Pending:
+        """Async twin of :meth:`_run`."""
         tally = CallTally()
         started = time.perf_counter()
-
         current: list[Call] = []
 
         async def create(**kwargs: Any) -> ChatCompletion:
-            completion = await self._backend.acreate(tally, self._adapt(kwargs))
-            return self._check(completion, tally, current[-1])
+            return self._check(await send(tally, self._adapt(kwargs)), tally, current[-1])
 
         patched: Callable[..., Awaitable[BaseModel]] = instructor.patch(create=create, mode=self._instructor_mode)
         values: list[ModelT] = []
+        pending: list[dict[str, Any]] = []
         for chunk in self._chunks(article):
             try:
                 plan = self._plan(chunk, schema, article)
                 answers = []
                 for call in plan.calls:
                     current.append(call)
-                    with _grounding_check(plan, call, tally, self._config.max_reasks):
-                        answers.append(await patched(**self._request(call)))
-                values.append(cast(ModelT, plan.assemble(answers)))
+                    try:
+                        with _grounding_check(plan, call, tally, self._config.max_reasks):
+                            answers.append(await patched(**self._request(call)))
+                    except Exception as exc:
+                        if not _held_back(exc, pending):
+                            raise
+                if not pending:
+                    values.append(cast(ModelT, plan.assemble(answers)))
             except (ExtractionError, InstructorError, PydanticValidationError) as exc:
+                if pending:
+                    break
                 self._raise_failure(exc, tally)
+        if pending:
+            return Pending(tuple(pending))
         return self._result(values, schema, article, tally, started)
 
-    def request_bodies(self, article: Article, schema: type[BaseModel]) -> list[dict[str, Any]]:
-        """The body of the first request of each call for each chunk of ``article``, as :meth:`extract` sends it.
+    def _sender(self, answers: Answers | None, *, online: bool) -> _Send:
+        """Answers a request from ``answers``, else the endpoint (``online``), else the response cache or pends."""
 
-        The ``excerpts`` format makes one call per chunk; ``cited`` one per record type.
+        def send(tally: CallTally, body: dict[str, Any]) -> ChatCompletion:
+            found = self._answered(tally, body, answers)
+            if found is not None:
+                return found
+            if online:
+                return self._backend.create(tally, body)
+            cached = self._backend.cached(tally, body)
+            if cached is None:
+                raise _Pending(body)
+            return cached
 
-        Built by the same steps as a real request (instructor's preparation,
-        the endpoint's dialect); nothing is sent.
-        """
-        bodies: list[dict[str, Any]] = []
+        return send
 
-        def capture(**kwargs: Any) -> ChatCompletion:
-            bodies.append(self._adapt(kwargs))
-            raise _RequestCaptured
+    def _asender(self, answers: Answers | None, *, online: bool) -> _AsyncSend:
+        sync = self._sender(answers, online=False)
 
-        patched: Callable[..., BaseModel] = instructor.patch(create=capture, mode=self._instructor_mode)
-        for chunk in self._chunks(article):
-            for call in self._plan(chunk, schema, article).calls:
-                before = len(bodies)
-                try:
-                    patched(**self._request(call))
-                except Exception:
-                    if len(bodies) == before:  # failed before a request was made: a real error
-                        raise
-        return bodies
+        async def send(tally: CallTally, body: dict[str, Any]) -> ChatCompletion:
+            if not online:
+                return sync(tally, body)
+            found = self._answered(tally, body, answers)
+            return found if found is not None else await self._backend.acreate(tally, body)
+
+        return send
+
+    def _answered(self, tally: CallTally, body: dict[str, Any], answers: Answers | None) -> ChatCompletion | None:
+        """The answer ``answers`` hold for ``body``, counted as a request; raises the failure they hold for it."""
+        if answers is None or not (answers.completions or answers.failures):
+            return None
+        digest = request_digest(body)
+        failure = answers.failures.get(digest)
+        if failure is not None:
+            tally.requests += 1
+            raise tally.attach(copy.copy(failure))
+        completion = answers.completions.get(digest)
+        if completion is None:
+            return None
+        tally.requests += 1
+        completion = completion.model_copy(deep=True)  # checking it may mend it in place; the given one stays
+        self._backend.remember(tally, body, completion)
+        return completion
 
     # -- shared by the sync and async paths ------------------------------------
 
@@ -286,8 +367,60 @@ class Engine:
         )
 
 
-class _RequestCaptured(Exception):
-    """Stops a call once its request is built: see :meth:`Engine.request_bodies`."""
+def request_digest(body: dict[str, Any]) -> str:
+    """A request body's identity: the SHA-256 of its canonical JSON.
+
+    Answers found by another route (a batch file's lines) are matched to the
+    requests the engine makes by this digest.
+    """
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """Answers already received for an article's requests, by the :func:`request_digest` of each body.
+
+    ``completions`` are answers to use as if the endpoint had just sent them
+    (a batch's output lines); ``failures`` are requests that failed for good
+    on their way (a batch's error lines), raised as the backend raises them.
+    """
+
+    completions: Mapping[str, ChatCompletion] = field(default_factory=dict)
+    failures: Mapping[str, ExtractionError] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The answer checker's verdict while answers are missing: the request bodies to send, in order."""
+
+    bodies: tuple[dict[str, Any], ...]
+
+
+class _Pending(Exception):
+    """Raised for a request whose answer is not at hand: see :meth:`Engine.check`."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__("no answer at hand for this request")
+        self.body = body
+
+
+_Send = Callable[[CallTally, dict[str, Any]], ChatCompletion]
+_AsyncSend = Callable[[CallTally, dict[str, Any]], Awaitable[ChatCompletion]]
+
+
+def _held_back(exc: BaseException, pending: list[dict[str, Any]]) -> bool:
+    """Whether ``exc`` says the call waits for an answer not at hand; its request is then added to ``pending``.
+
+    instructor wraps what the request raised, so the chain of causes is searched.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, _Pending):
+            pending.append(cause.body)
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _tolerate_control_characters(message: Any) -> None:

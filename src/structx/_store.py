@@ -27,6 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -180,6 +181,30 @@ class RunStore:
                 return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
             query = "SELECT COUNT(*) FROM results WHERE status = ?"
             return int(self._db.execute(query, (status,)).fetchone()[0])
+
+    def lines(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(key, status, line)`` of every finished article, read a page at a time."""
+        last = ""
+        while True:
+            with self._lock:
+                page = self._db.execute(
+                    "SELECT key, status, line FROM results WHERE key > ? ORDER BY key LIMIT 1000", (last,)
+                ).fetchall()
+            if not page:
+                return
+            for key, status, line in page:
+                yield key, status, json.loads(line)
+            last = page[-1][0]
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The database connection, held for the block: the tables a route keeps beside the results.
+
+        The connection commits each statement on its own; wrap many in
+        ``BEGIN`` and ``COMMIT`` to write them at once.
+        """
+        with self._lock:
+            yield self._db
 
     # -- the response cache (see structx._backend.ResponseCache) ---------------------
 

@@ -4,7 +4,9 @@
 replies it is given, in order, and ``GET /v1/models`` with one model. It
 speaks real HTTP, so everything between structx and the wire (the openai
 client, retries, timeouts) runs as it would against a real endpoint. It
-records every request it receives for assertions.
+records every request it receives for assertions. :class:`BatchServer`
+adds the Files and Batches APIs, each batch ending as scripted (completed,
+expired, cancelled, with error lines or lines for unknown ids).
 
     >>> from structx.testing import Reply, ScriptedServer
     >>> with ScriptedServer([Reply.status(429, headers={"retry-after-ms": "10"}),
@@ -20,13 +22,15 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-__all__ = ["RecordedRequest", "Reply", "ScriptedServer"]
+__all__ = ["BatchEnd", "BatchServer", "RecordedRequest", "Reply", "ScriptedServer"]
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,11 @@ class ScriptedServer:
         owned_by: str = "scripted",
         models_reply: Reply | None = None,
         default: Reply | None = None,
+        respond: Callable[[Any], Reply | None] | None = None,
     ) -> None:
         self._replies = list(replies)
+        #: Chooses the answer to a completion request from its JSON body (None: the script's next reply).
+        self.respond = respond
         #: Replaces the default ``GET /models`` answer (one model) when set.
         self.models_reply = models_reply
         #: The answer once the script has run out (by default, a 500 saying so).
@@ -197,11 +204,17 @@ class ScriptedServer:
     ) -> None:
         self.stop()
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, body: Any = None) -> Reply:
+        if self.respond is not None and (chosen := self.respond(body)) is not None:
+            return chosen
         with self._lock:
             if self._replies:
                 return self._replies.pop(0)
         return self.default or Reply.status(500, "the scripted server has no replies left")
+
+    def _route(self, method: str, path: str, body: bytes, content_type: str) -> Reply | None:
+        """The answer to a request on a route other than completions and models; None: 404."""
+        return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -254,26 +267,189 @@ class ScriptedServer:
                     }
                     self._send(Reply(200, json.dumps(models).encode()))
                 else:
-                    self._send(Reply.status(404, f"no route for GET {self.path}"))
+                    self._send(
+                        server._route("GET", self.path, b"", "") or Reply.status(404, f"no route for GET {self.path}")
+                    )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                try:
-                    body: Any = json.loads(raw)
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
+                content_type = self.headers.get("Content-Type") or ""
+                if content_type.startswith("multipart/"):
+                    body: Any = _form_fields(raw, content_type)
+                else:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = raw.decode("utf-8", "replace")
                 self._record(body)
                 if self.path.rstrip("/").endswith("/chat/completions"):
                     with server._lock:
                         server._in_flight += 1
                         server.max_in_flight = max(server.max_in_flight, server._in_flight)
                     try:
-                        self._send(server._next_reply())
+                        self._send(server._next_reply(body))
                     finally:
                         with server._lock:
                             server._in_flight -= 1
                 else:
-                    self._send(Reply.status(404, f"no route for POST {self.path}"))
+                    routed = server._route("POST", self.path, raw, content_type)
+                    self._send(routed or Reply.status(404, f"no route for POST {self.path}"))
 
         return Handler
+
+
+def _form_fields(raw: bytes, content_type: str) -> dict[str, Any]:
+    """The fields of a multipart/form-data body: text for plain fields, {filename, content} for files."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True)
+        filename = part.get_filename()
+        if filename is not None:
+            fields[str(name)] = {"filename": filename, "content": content}
+        else:
+            fields[str(name)] = content.decode("utf-8") if isinstance(content, bytes) else content
+    return fields
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    """How :class:`BatchServer` ends the next batch created.
+
+    ``status``: ``completed``, ``expired``, ``cancelled`` or ``failed``. The
+    first ``answered`` lines of the input file are answered (None: all, for
+    ``completed``; none, for the others): each gets the server's next
+    completion reply, and a reply whose status is not 200 becomes a line of
+    the error file. Of the rest, an ``expired`` batch writes a
+    ``batch_expired`` line to the error file for each; a ``cancelled`` or
+    ``failed`` one writes nothing. ``polls`` status requests see the batch
+    ``in_progress`` before it ends. ``unknown_ids`` adds output lines for ids
+    that no request had.
+    """
+
+    status: str = "completed"
+    answered: int | None = None
+    polls: int = 0
+    unknown_ids: tuple[str, ...] = ()
+
+
+class BatchServer(ScriptedServer):
+    """:class:`ScriptedServer` plus the Files and Batches APIs, on loopback.
+
+    ``POST /v1/files`` (multipart, ``purpose=batch``) stores a file;
+    ``POST /v1/batches`` runs its lines at once against the completion
+    script (``respond``, then the replies in order) and keeps the output
+    and error files; ``GET /v1/batches/{id}`` reports the batch as
+    ``in_progress`` for its :class:`BatchEnd`'s ``polls`` requests, then
+    ended; ``GET /v1/files/{id}/content`` downloads a file. Each batch ends
+    as the next of ``batches`` says (by default: completed, every line
+    answered). :attr:`batch_lines` keeps the request lines of every batch.
+    """
+
+    def __init__(self, replies: Iterable[Reply] = (), *, batches: Iterable[BatchEnd] = (), **kwargs: Any) -> None:
+        super().__init__(replies, **kwargs)
+        self._ends = list(batches)
+        self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        #: The request lines of each batch, by batch id.
+        self.batch_lines: dict[str, list[dict[str, Any]]] = {}
+        self._polls: dict[str, int] = {}
+        self._ended: dict[str, dict[str, Any]] = {}
+
+    def _route(self, method: str, path: str, body: bytes, content_type: str) -> Reply | None:
+        parts = [part for part in path.split("?")[0].split("/") if part][1:]  # without "v1"
+        if method == "POST" and parts == ["files"]:
+            return self._upload(_form_fields(body, content_type))
+        if method == "POST" and parts == ["batches"]:
+            return self._create(json.loads(body))
+        if method == "GET" and len(parts) == 2 and parts[0] == "batches":
+            return self._retrieve(parts[1])
+        if method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "content":
+            stored = self.files.get(parts[1])
+            if stored is None:
+                return Reply.status(404, f"no file {parts[1]}")
+            return Reply(200, stored["content"], content_type="application/octet-stream")
+        return None
+
+    def _new_file(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
+        with self._lock:
+            file_id = f"file-{len(self.files) + 1:04d}"
+            self.files[file_id] = {"filename": filename, "content": content, "purpose": purpose}
+        return {"id": file_id, "object": "file", "bytes": len(content), "created_at": 1_700_000_000,
+                "filename": filename, "purpose": purpose, "status": "processed"}  # fmt: skip
+
+    def _upload(self, fields: dict[str, Any]) -> Reply:
+        upload = fields.get("file")
+        if fields.get("purpose") != "batch" or not isinstance(upload, dict):
+            return Reply.status(400, "a batch input file needs purpose=batch and a file")
+        return Reply(200, json.dumps(self._new_file(upload["filename"], upload["content"], "batch")).encode())
+
+    def _create(self, request: dict[str, Any]) -> Reply:
+        stored = self.files.get(request.get("input_file_id", ""))
+        if stored is None:
+            return Reply.status(400, "no such input file")
+        if request.get("endpoint") != "/v1/chat/completions" or request.get("completion_window") != "24h":
+            return Reply.status(400, "endpoint must be /v1/chat/completions and completion_window 24h")
+        lines = [json.loads(line) for line in stored["content"].splitlines() if line.strip()]
+        with self._lock:
+            batch_id = f"batch_{len(self.batches) + 1:04d}"
+            end = self._ends.pop(0) if self._ends else BatchEnd()
+        self.batch_lines[batch_id] = lines
+        answered = len(lines) if end.answered is None and end.status == "completed" else end.answered or 0
+        output: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for number, line in enumerate(lines):
+            if number < answered:
+                reply = self._next_reply(line["body"])
+                try:
+                    reply_body: Any = json.loads(reply.body)
+                except ValueError:
+                    reply_body = reply.body.decode("utf-8", "replace")
+                response = {"status_code": reply.status_code, "request_id": f"req_{number}", "body": reply_body}
+                entry = {"id": f"batch_req_{number}", "custom_id": line["custom_id"], "response": response,
+                         "error": None}  # fmt: skip
+                (output if reply.status_code == 200 else errors).append(entry)
+            elif end.status == "expired":
+                error = {"code": "batch_expired", "message": "This request could not be executed before the "
+                         "completion window expired."}  # fmt: skip
+                errors.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"], "response": None,
+                               "error": error})  # fmt: skip
+        for number, custom_id in enumerate(end.unknown_ids, start=len(lines)):
+            response = {"status_code": 200, "request_id": f"req_{number}",
+                        "body": json.loads(Reply.completion("{}").body)}  # fmt: skip
+            output.append({"id": f"batch_req_{number}", "custom_id": custom_id, "response": response, "error": None})
+        ended: dict[str, Any] = {"status": end.status, "output_file_id": None, "error_file_id": None,
+                                 "request_counts": {"total": len(lines), "completed": len(output),
+                                                    "failed": len(errors)}}  # fmt: skip
+        if output:
+            ended["output_file_id"] = self._new_file(f"{batch_id}_output.jsonl", _jsonl(output), "batch_output")["id"]
+        if errors:
+            ended["error_file_id"] = self._new_file(f"{batch_id}_error.jsonl", _jsonl(errors), "batch_output")["id"]
+        batch = {"id": batch_id, "object": "batch", "endpoint": request["endpoint"], "errors": None,
+                 "input_file_id": request["input_file_id"], "completion_window": request["completion_window"],
+                 "status": "validating", "output_file_id": None, "error_file_id": None,
+                 "created_at": 1_700_000_000, "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+                 "metadata": request.get("metadata")}  # fmt: skip
+        with self._lock:
+            self.batches[batch_id] = batch
+            self._ended[batch_id] = ended
+            self._polls[batch_id] = end.polls
+        return Reply(200, json.dumps(batch).encode())
+
+    def _retrieve(self, batch_id: str) -> Reply:
+        with self._lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return Reply.status(404, f"no batch {batch_id}")
+            if self._polls[batch_id] > 0:
+                self._polls[batch_id] -= 1
+                batch["status"] = "in_progress"
+            else:
+                batch.update(self._ended[batch_id])
+            return Reply(200, json.dumps(batch).encode())
+
+
+def _jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()

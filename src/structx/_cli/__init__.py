@@ -6,7 +6,17 @@ import signal
 from types import FrameType
 
 # Each command module registers its command on the app when imported.
-from structx._cli import _eval, _export, _extract, _merge, _report  # noqa: F401
+from structx._cli import (  # noqa: F401
+    _batch_collect,
+    _batch_status,
+    _batch_submit,
+    _batch_write,
+    _eval,
+    _export,
+    _extract,
+    _merge,
+    _report,
+)
 from structx._cli._app import app
 
 __all__ = ["app", "main"]
