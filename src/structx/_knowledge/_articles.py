@@ -230,13 +230,14 @@ class Inputs:
     duplicate_ids: list[str]
 
 
-def articles_from(items: Iterable[Mapping[str, Any] | Path | str], *, articles: Path | None = None) -> Inputs:
-    """Result lines, results files (JSONL) and folders of answers, read into articles.
+def load_lines(
+    items: Iterable[Mapping[str, Any] | Path | str], *, articles: Path | None = None
+) -> list[tuple[Mapping[str, Any], Path | None]]:
+    """Result lines, results files (JSONL) and folders of answers, as lines.
 
-    Lines whose status is not ``ok`` are counted and skipped; an article id
-    seen twice keeps its first line.
+    Each line comes with the folder its ``source`` is relative to (a results
+    file's folder), or None.
     """
-    reader = ArticleTexts(articles)
     loaded: list[tuple[Mapping[str, Any], Path | None]] = []
     for item in items:
         if isinstance(item, Mapping):
@@ -249,6 +250,17 @@ def articles_from(items: Iterable[Mapping[str, Any] | Path | str], *, articles: 
             loaded.extend((line, None) for line in load_answers(path, articles=articles))
         else:
             loaded.extend((line, path.parent) for line in read_result_lines(path))
+    return loaded
+
+
+def articles_from(items: Iterable[Mapping[str, Any] | Path | str], *, articles: Path | None = None) -> Inputs:
+    """Result lines, results files (JSONL) and folders of answers, read into articles.
+
+    Lines whose status is not ``ok`` are counted and skipped; an article id
+    seen twice keeps its first line.
+    """
+    reader = ArticleTexts(articles)
+    loaded = load_lines(items, articles=articles)
     result = Inputs([], 0, [])
     seen: set[str] = set()
     for line, base in loaded:

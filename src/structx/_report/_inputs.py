@@ -21,7 +21,7 @@ from typing import Any
 
 from structx._errors import InputError
 from structx._grounding import Aligner
-from structx._knowledge._articles import ArticleTexts, load_answers, read_result_lines
+from structx._knowledge._articles import ArticleTexts, load_lines
 from structx._models import AlignmentStatus, Usage
 from structx._pricing import estimate_cost
 
@@ -219,20 +219,9 @@ def read_lines(items: Iterable[Mapping[str, Any] | Path | str], *, articles: Pat
     unreadable input raises an InputError naming the file.
     """
     texts = ArticleTexts(articles)
-    loaded: list[tuple[Mapping[str, Any], Path | None]] = []
-    sources: list[str] = []
-    for item in items:
-        if isinstance(item, Mapping):
-            loaded.append((item, None))
-            continue
-        if not isinstance(item, str | Path):
-            raise TypeError(f"an input is a result line (dict) or a path, not {type(item).__name__}")
-        path = Path(item)
-        sources.append(str(path))
-        if path.is_dir():
-            loaded.extend((line, None) for line in load_answers(path, articles=articles))
-        else:
-            loaded.extend((line, path.parent) for line in read_result_lines(path))
+    items = list(items)
+    sources = [str(Path(item)) for item in items if isinstance(item, str | Path)]
+    loaded = load_lines(items, articles=articles)
     if not loaded:
         raise InputError("no result lines to report on")
     result = Inputs([], [], sources)
