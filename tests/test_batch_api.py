@@ -350,6 +350,34 @@ def test_write_and_collect_from_vllm_run_batch_results(tmp_path: Path) -> None:
         assert line["records"] == seed_answer(line["id"]).model_dump(mode="json")
 
 
+def test_results_for_one_request_file_leave_the_others_waiting(tmp_path: Path) -> None:
+    respond = gold_by_article(lambda text: None)
+    written = _cli("batch", "write", SEEDS, "--run", tmp_path, "--model", "m", "--max-requests-per-file", "3")
+    assert written.exit_code == 0, written.output
+    assert [len(read_lines(tmp_path / f"requests-000{n}.jsonl")) for n in (1, 2)] == [3, 2]
+    _run_batch(tmp_path / "requests-0001.jsonl", tmp_path / "results-0001.jsonl", respond)
+    first = _cli("batch", "collect", "--run", tmp_path, "--from", tmp_path / "results-0001.jsonl")
+    assert first.exit_code == 3, first.output  # requests-0002.jsonl has not been answered yet
+    assert not (tmp_path / "requests-0003.jsonl").exists()  # nor is it sent again
+    _run_batch(tmp_path / "requests-0002.jsonl", tmp_path / "results-0002.jsonl", respond)
+    second = _cli("batch", "collect", "--run", tmp_path, "--from", tmp_path / "results-0002.jsonl")
+    assert second.exit_code == 0, second.output
+    assert [line["status"] for line in read_lines(tmp_path / "results.jsonl")] == ["ok"] * 5
+
+
+def test_a_results_line_whose_response_is_not_an_object_is_asked_again(tmp_path: Path) -> None:
+    respond = gold_by_article(lambda text: None)
+    assert _cli("batch", "write", SEEDS, "--run", tmp_path, "--model", "m").exit_code == 0
+    results = tmp_path / "results-0001.jsonl"
+    _run_batch(tmp_path / "requests-0001.jsonl", results, respond)
+    lines = read_lines(results)
+    lines[0]["response"] = "oops"
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    first = _cli("batch", "collect", "--run", tmp_path, "--from", results)
+    assert first.exit_code == 3, first.output  # no traceback: that request goes into the next file
+    assert [line["custom_id"] for line in read_lines(tmp_path / "requests-0002.jsonl")] == [lines[0]["custom_id"]]
+
+
 # -- usage errors --------------------------------------------------------------------------
 
 

@@ -267,6 +267,15 @@ def test_a_name_in_the_next_sentence_is_cited_by_structx_without_a_re_ask() -> N
     assert result.grounding.grounded
 
 
+def test_a_sentence_that_shares_only_a_surname_is_not_cited_for_a_name() -> None:
+    # "Ferreira said ..." (the next sentence) names no Maria Ferreira: structx does not cite it.
+    visit = {**VISIT, "met_with": ["Maria Ferreira"], "evidence": [MASTER]}
+    with ScriptedServer(answers(visits={"visits": [visit]})[:1] + answers()) as server:
+        structx.extract(ARTICLE, config=config(server))
+    feedback = completion_bodies(server)[1]["messages"][-1]["content"]
+    assert "visits[0].met_with[0] 'Maria Ferreira' does not occur in the sentence it cites" in feedback
+
+
 def test_a_name_far_from_the_cited_sentences_is_still_re_asked() -> None:
     far = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [MASTER + 1]}  # named in sentence 2 only
     with ScriptedServer(answers(visits={"visits": [far]})[:1] + answers()) as server:
@@ -278,7 +287,7 @@ def test_a_name_far_from_the_cited_sentences_is_still_re_asked() -> None:
 
 
 def test_an_answer_repeated_after_feedback_ends_the_re_asks() -> None:
-    wrong = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [MASTER]}
+    wrong = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [SURNAME]}
     replies = answers(visits={"visits": [wrong]})[:1] * 2 + answers()[1:]
     with ScriptedServer(replies) as server:
         result = structx.extract(ARTICLE, config=config(server, max_reasks=2))
@@ -286,8 +295,7 @@ def test_an_answer_repeated_after_feedback_ends_the_re_asks() -> None:
     assert len(bodies) == 6  # the first ask, one re-ask with the same answer, then the four other calls
     assert len(bodies[1]["messages"]) == 4 and len(bodies[2]["messages"]) == 2
     # The repeated answer is final: the grounding policy (keep) keeps it, flagged.
-    texts = sentence_texts(ARTICLE)
-    assert result.value.visits[0].evidence == [texts[MASTER - 1], texts[MASTER]]
+    assert result.value.visits[0].evidence == [sentence_texts(ARTICLE)[SURNAME - 1]]
     assert result.value.visits[0].met_with == ["Jo Reyes"]
 
 
@@ -315,15 +323,15 @@ def test_citations_become_the_sentences_and_ground_exactly() -> None:
 
 
 def test_a_name_missing_from_the_cited_sentences_is_re_asked_with_the_name_and_the_sentences() -> None:
-    # The visitor is named in the next sentence (structx cites it); Jo Reyes is named nowhere near.
-    wrong = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [MASTER]}
+    # The cited sentence names the visitor by surname; Jo Reyes is named nowhere near it.
+    wrong = {**VISIT, "met_with": ["Jo Reyes"], "evidence": [SURNAME]}
     with ScriptedServer(answers(visits={"visits": [wrong]})[:1] + answers()) as server:
         result = structx.extract(ARTICLE, config=config(server))
     bodies = completion_bodies(server)
     assert len(bodies) == 6 and result.attempts == 6
     feedback = bodies[1]["messages"][-1]["content"]
-    assert "visits[0].met_with[0] 'Jo Reyes' does not occur in the sentences it cites" in feedback
-    assert f"({MASTER}, {MASTER + 1})" in feedback
+    assert f"visits[0].met_with[0] 'Jo Reyes' does not occur in the sentence it cites ({SURNAME})" in feedback
+    assert "visitor" not in feedback
     assert result.value.visits[0].evidence == [sentence_texts(ARTICLE)[ARRIVED - 1]]
 
 

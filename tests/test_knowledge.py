@@ -101,6 +101,8 @@ DIFFERENT_ENTITIES = [
     ("Ahmad Jannati", "Ali Jannati", "visitor"),
     ("Hassan Nasrallah", "Hussein Nasrallah", "visitor"),
     ("Muhammad Abbas", "Mahmoud Abbas", "visitor"),
+    # the longer name has a middle name the shorter does not: father and son
+    ("George W. Bush", "George H. W. Bush", "visitor"),
     # a nisba is another name
     ("Jaafar Husseini", "Jaafar Hussein", "visitor"),
     # a body inside a longer name is another body; a part of a body is not the body

@@ -106,7 +106,8 @@ def collect(
         ) as client:
             try:
                 report = batch_run.collect(client, resubmit=mode, results=results or [], concurrency=concurrency)
-                while wait and report.running and kind == "api":
+                # A follow-up batch (--resubmit batch) is waited for too.
+                while wait and (report.running or report.files) and kind == "api":
                     _say_running(console, report)
                     time.sleep(poll_seconds)
                     report = batch_run.collect(client, resubmit=mode, concurrency=concurrency)

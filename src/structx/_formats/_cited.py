@@ -55,7 +55,7 @@ from structx._text import name_tokens
 __all__ = ["CitedFormat", "CitedPlan", "cited_model", "salvage_truncated_json"]
 
 #: Changes whenever the wording below changes (part of the stored results' key through the prompt version).
-CITED_PROMPT_VERSION = "c5"
+CITED_PROMPT_VERSION = "c6"
 
 #: Completion tokens per call for a list of records, and for the other fields.
 #: A call that reaches its limit keeps the records it completed (see salvage_truncated_json).
@@ -436,9 +436,9 @@ def _add_neighbouring_citations(answer: BaseModel, sentences: tuple[Sentence, ..
     Small models cite the sentence that opens a story ("Qaani arrived in
     Baghdad") and name people from the next one ("he met al-Ameri and
     al-Khazaali"); asked again, they repeat the same answer. A name that
-    occurs in none of the cited sentences but in a sentence at most
-    :data:`NEIGHBOUR_SENTENCES` away from one of them is that sentence's
-    fact, so its number is added (the nearest one, ties to the later
+    occurs in none of the cited sentences but is written out in a sentence
+    at most :data:`NEIGHBOUR_SENTENCES` away from one of them is that
+    sentence's fact, so its number is added (the nearest one, ties to the later
     sentence, which continues the story). Names found nowhere near stay
     for the answer checker. Idempotent.
     """
@@ -463,7 +463,9 @@ def _add_neighbouring_citations(answer: BaseModel, sentences: tuple[Sentence, ..
                 key=lambda n: (min(abs(n - cited) for cited in valid), -n),
             )
             for n in nearby:
-                if _named_in(text, sentences[n - 1].text, article):
+                # Written out there (transliterations allowed), not just a shared surname: the
+                # sentence about Tariq al-Shammari is no evidence for Ihssan Shammari.
+                if Aligner(sentences[n - 1].text).contains_name(text, []):
                     valid.append(n)
                     numbers.append(n)
                     break

@@ -291,6 +291,9 @@ def person_relation(a: Sequence[Token], b: Sequence[Token]) -> Relation:
         return min(ends, _sequence_relation(short[1:-1], long[1:-1]))
     if not _subsequence(short[1:-1], long[1:-1]):
         return Relation.DIFFERENT
+    if len(short) > 2:
+        # Both give middle names and the longer gives more: George W. Bush is not George H. W. Bush.
+        return min(ends, Relation.MAYBE)
     return ends
 
 

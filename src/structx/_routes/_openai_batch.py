@@ -391,21 +391,26 @@ class BatchRun:
 
     def _read_results_files(self, paths: list[Path], report: BatchCollectReport) -> None:
         known = self.ledger.known_ids()
+        answered: set[str] = set()
         for path in paths:
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise InputError(f"cannot read the results file ({exc.strerror})", path=path) from None
-            self._record_lines(data, str(path), known, report)
+            answered |= self._record_lines(data, str(path), known, report)
+        # Only the request files these results answer are finished; another file may still be running.
         for row in self.ledger.files(collected=False):
-            self._close_file(row.name, "completed", report)
+            if self.ledger.known_ids(file=row.name) & answered:
+                self._close_file(row.name, "completed", report)
 
-    def _record_lines(self, data: bytes, where: str, known: set[str], report: BatchCollectReport) -> None:
+    def _record_lines(self, data: bytes, where: str, known: set[str], report: BatchCollectReport) -> set[str]:
+        """Record the answers and errors in ``data``; the ids they answer."""
         answers, errors, unknown = _parse_results(data, where, known)
         self.ledger.record_answers(answers, errors)
         report.answers += len(answers)
         report.errors += len(errors)
         report.unknown_ids += unknown
+        return set(answers) | set(errors)
 
     def _close_file(self, name: str, status: str, report: BatchCollectReport) -> None:
         """The file's batch is over: a request it did not answer is marked so, to be sent again."""
@@ -618,8 +623,10 @@ def _parse_results(
             logger.warning("%s: line %d answers %r, which this run never sent; ignored", where, number, custom_id)
             unknown += 1
             continue
-        response = line.get("response") or {}
-        body = response.get("body") if isinstance(response, dict) else None
+        response = line.get("response")
+        if not isinstance(response, dict):
+            response = {}  # no answer in it: the request is sent again
+        body = response.get("body")
         if not line.get("error") and response.get("status_code") == 200 and isinstance(body, dict):
             answers[custom_id] = body
         else:
