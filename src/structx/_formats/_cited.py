@@ -314,8 +314,7 @@ class CitedPlan:
         problems: list[str] = []
         article = Aligner(self.article_text)
         injected = addressed_to_model(self.article_text)
-        _clear_nulls_written_as_text(answer)
-        _add_neighbouring_citations(answer, self.sentences, article)
+        _mend(answer, self.sentences, article)
         for path, record in _records(answer):
             numbers = list(getattr(record, "evidence", []))
             missing = [n for n in numbers if not 1 <= n <= len(self.sentences)]
@@ -363,8 +362,7 @@ class CitedPlan:
         data: dict[str, Any] = {}
         article = Aligner(self.article_text)
         for answer in answers:
-            _clear_nulls_written_as_text(answer)
-            _add_neighbouring_citations(answer, self.sentences, article)
+            _mend(answer, self.sentences, article)  # again: the last attempt's answer is not checked
             for name in type(answer).model_fields:
                 data[name] = _to_user_data(getattr(answer, name), self.sentences)
         for name, value in data.items():
@@ -399,6 +397,12 @@ class CitedFormat:
                 )
             )
         return CitedPlan(calls=tuple(calls), schema=schema, sentences=sentences, article_text=article_text)
+
+
+def _mend(answer: BaseModel, sentences: tuple[Sentence, ...], article: Aligner) -> None:
+    """What structx corrects in an answer without asking again (both steps are idempotent)."""
+    _clear_nulls_written_as_text(answer)
+    _add_neighbouring_citations(answer, sentences, article)
 
 
 _NULL_WORDS = frozenset({"null", "none", "n/a"})
